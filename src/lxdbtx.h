@@ -1,0 +1,64 @@
+/*
+ * lxdbtx.h - private header of the Lua binding (xdbtx.core).
+ *
+ * Shared by binding.c, codec.c and lerror.c; never installed. It turns core
+ * errors (xdbtx_error_t) into Lua `xdbtx.Error` objects. Rule for every C
+ * function that raises: free what it owns (bson_t, buffers) before calling
+ * xdbtx_lua_raise, or keep it in a box that __gc/__close frees, because
+ * lua_error does not return.
+ */
+#ifndef LXDBTX_H
+#define LXDBTX_H
+
+#include "compat.h"
+#include "xdbtx.h"
+
+#define XDBTX_ERROR_MT "xdbtx.Error"
+
+/* Push a new xdbtx.Error table built from err (fields: code, name, message,
+ * domain, labels (set: labels[l] = true), phase, reply (decoded table or
+ * nil)). Does not release err. */
+void xdbtx_lua_push_error (lua_State *L, const xdbtx_error_t *err);
+
+/* Push the error made from err, release err (xdbtx_error_cleanup), raise it.
+ * Never returns; written `return xdbtx_lua_raise (L, &err);` like luaL_error. */
+int xdbtx_lua_raise (lua_State *L, xdbtx_error_t *err);
+
+/* Raise an xdbtx.Error with a formatted message (domain XDBTX_DOMAIN_ARG). */
+int xdbtx_lua_raisef (lua_State *L, const char *phase, const char *fmt, ...);
+
+/* Create the xdbtx.Error metatable (registry) and put it in the module table
+ * at module_idx as `Error`, with `error(fields)` building one from Lua. */
+void xdbtx_lua_open_error (lua_State *L, int module_idx);
+
+/* ---- codec (codec.c) -------------------------------------------------- */
+
+/* Encode the Lua table at idx into out, which the caller has bson_init'ed.
+ * On failure returns false, fills err (domain XDBTX_DOMAIN_CODEC, phase
+ * "encode", message "<path>: <reason>", e.g. "items[3].price: ...") and
+ * leaves out reinitialised to an empty document: nothing partial escapes.
+ * May call __tobson metamethods; may raise only for memory errors. */
+bool xdbtx_codec_encode (lua_State *L, int idx, bson_t *out, xdbtx_error_t *err);
+
+/* Encode one Lua value (any BSON-able value, not only documents) appended to
+ * out under key. Same error contract. */
+bool xdbtx_codec_append (lua_State *L, int idx, bson_t *out, const char *key,
+                         int keylen, xdbtx_error_t *err);
+
+/* Push the Lua table decoded from doc. On invalid BSON returns false, fills
+ * err (phase "decode") and pushes nothing. */
+bool xdbtx_codec_push (lua_State *L, const bson_t *doc, xdbtx_error_t *err);
+
+/* Push one decoded value (for inserted_id, upserted_id, ...). */
+bool xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err);
+
+/* Put the codec's functions and constants into the module table at
+ * module_idx: encode, decode, to_json, from_json, null, array_mt, ordered,
+ * object_id, date, timestamp, decimal128, binary, uuid, regex, code, minkey,
+ * maxkey, int32, int64, double, type. */
+void xdbtx_codec_open (lua_State *L, int module_idx);
+
+/* The module's one exported symbol. */
+__attribute__ ((visibility ("default"))) int luaopen_xdbtx_core (lua_State *L);
+
+#endif /* LXDBTX_H */
