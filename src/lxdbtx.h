@@ -31,22 +31,25 @@ int xdbtx_lua_raisef (lua_State *L, const char *phase, const char *fmt, ...);
  * at module_idx as `Error`, with `error(fields)` building one from Lua. */
 void xdbtx_lua_open_error (lua_State *L, int module_idx);
 
-/* ---- codec (codec.c) -------------------------------------------------- */
+/* ---- codec (codec.c, codec_types.c; rules in codec.h) ---------------- */
 
-/* Encode the Lua table at idx into out, which the caller has bson_init'ed.
- * On failure returns false, fills err (domain XDBTX_DOMAIN_CODEC, phase
- * "encode", message "<path>: <reason>", e.g. "items[3].price: ...") and
- * leaves out reinitialised to an empty document: nothing partial escapes.
- * May call __tobson metamethods; may raise only for memory errors. */
+/* Encode the Lua table at idx into out, which the caller has bson_init'ed
+ * (the fields are appended to whatever out holds). On failure returns
+ * false, fills err (domain XDBTX_DOMAIN_CODEC, phase "encode", message
+ * "<path>: <reason>", e.g. "doc.items[3].price: cannot encode a function")
+ * and leaves out reinitialised to an empty document: nothing partial
+ * escapes. Calls __tobson metamethods under lua_pcall; may raise only for
+ * memory errors. */
 bool xdbtx_codec_encode (lua_State *L, int idx, bson_t *out, xdbtx_error_t *err);
 
 /* Encode one Lua value (any BSON-able value, not only documents) appended to
- * out under key. Same error contract. */
+ * out under key (keylen < 0: strlen). Same error contract; the path of a
+ * failure starts "doc.<key>". */
 bool xdbtx_codec_append (lua_State *L, int idx, bson_t *out, const char *key,
                          int keylen, xdbtx_error_t *err);
 
 /* Push the Lua table decoded from doc. On invalid BSON returns false, fills
- * err (phase "decode") and pushes nothing. */
+ * err (phase "decode", message "<path>: <reason>") and pushes nothing. */
 bool xdbtx_codec_push (lua_State *L, const bson_t *doc, xdbtx_error_t *err);
 
 /* Push one decoded value (for inserted_id, upserted_id, ...). */
@@ -55,7 +58,8 @@ bool xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t 
 /* Put the codec's functions and constants into the module table at
  * module_idx: encode, decode, to_json, from_json, null, array_mt, ordered,
  * object_id, date, timestamp, decimal128, binary, uuid, regex, code, minkey,
- * maxkey, int32, int64, double, type. */
+ * maxkey, int32, int64, double, type. Safe to call again for the same Lua
+ * state: metatables and sentinels are created once per state. */
 void xdbtx_codec_open (lua_State *L, int module_idx);
 
 /* The module's one exported symbol. */

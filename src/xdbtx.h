@@ -71,4 +71,189 @@ bool xdbtx_error_has_label (const xdbtx_error_t *err, const char *label);
 /* The codeName MongoDB uses for a server error code, or NULL. Static string. */
 const char *xdbtx_code_name (int32_t code);
 
+/* ---- clients: the process-wide pool registry (client.c) ----------------
+ *
+ * A pool is one registry entry per (URI, options) key. Entries live for the
+ * whole process and are never freed, so any thread or Lua state may keep a
+ * pointer to one. The mongoc_client_pool_t behind an entry is created lazily
+ * on first use and recreated in a forked child (the parent's pool is then
+ * abandoned, never destroyed: its threads do not exist in the child). */
+typedef struct xdbtx_pool_t xdbtx_pool_t;
+typedef struct xdbtx_session_t xdbtx_session_t;
+
+/* Options that shape a pool; they are part of the registry key. */
+typedef struct xdbtx_pool_opts_t {
+   const char *app_name;                /* NULL: none */
+   int32_t max_pool_size;               /* 0: libmongoc's default */
+   int32_t server_selection_timeout_ms; /* 0: the URI's or libmongoc's */
+} xdbtx_pool_opts_t;
+
+/* One-time process setup (mongoc_init, the silent log handler). Idempotent,
+ * thread-safe; xdbtx_pool_get calls it, so nothing else has to. */
+void xdbtx_init (void);
+
+/* Find or register the pool for uri+opts. Parses the URI now (phase
+ * "connect" on error); connects nothing. The entry is owned by the registry. */
+bool xdbtx_pool_get (const char *uri,
+                     const xdbtx_pool_opts_t *opts,
+                     xdbtx_pool_t **out,
+                     xdbtx_error_t *err);
+
+/* The registry key (same string for every user of the entry) and the URI as
+ * given. Both owned by the entry, valid for the life of the process. */
+const char *xdbtx_pool_id (const xdbtx_pool_t *pool);
+const char *xdbtx_pool_uri (const xdbtx_pool_t *pool);
+
+/* Borrow a client (creating the pool if needed). Returns NULL and fills err
+ * (phase "connect") when the pool cannot be made or no client is free
+ * within waitQueueTimeoutMS (default: the server selection timeout). Give it
+ * back with xdbtx_pool_push on every path. */
+mongoc_client_t *xdbtx_pool_pop (xdbtx_pool_t *pool, xdbtx_error_t *err);
+void xdbtx_pool_push (xdbtx_pool_t *pool, mongoc_client_t *client);
+
+/* "replicaset" | "standalone" | "sharded" | "unknown" by server selection
+ * (no command is sent). Static string; NULL with err (phase "connect"). */
+const char *xdbtx_pool_topology (xdbtx_pool_t *pool, xdbtx_error_t *err);
+
+/* Run a command (primary unless read_prefs says otherwise). `session` may
+ * be NULL; `opts` (may be NULL) gets the sessionId appended. reply is always
+ * initialised and owned by the caller. Phase "operation". */
+bool xdbtx_pool_command (xdbtx_pool_t *pool,
+                         xdbtx_session_t *session,
+                         const char *db,
+                         const bson_t *cmd,
+                         const mongoc_read_prefs_t *read_prefs,
+                         bson_t *opts,
+                         bson_t *reply,
+                         xdbtx_error_t *err);
+
+/* Command monitoring. Recording is per pool and off by default; APM
+ * callbacks only copy events into a bounded queue (XDBTX_EVENTS_MAX; later
+ * events are counted as dropped) and never call out. */
+#define XDBTX_EVENTS_MAX 10000
+
+typedef enum {
+   XDBTX_EVENT_STARTED,
+   XDBTX_EVENT_SUCCEEDED,
+   XDBTX_EVENT_FAILED
+} xdbtx_event_type_t;
+
+typedef struct xdbtx_event_t {
+   xdbtx_event_type_t type;
+   char command_name[64];
+   char database_name[128]; /* started only */
+   int64_t request_id;
+   int64_t duration_us;     /* succeeded/failed */
+   bson_t *doc;             /* command (started) or reply (others); owned */
+   char error[256];         /* failed only */
+   struct xdbtx_event_t *next;
+} xdbtx_event_t;
+
+void xdbtx_pool_monitor (xdbtx_pool_t *pool, bool on);
+
+/* Take every recorded event, oldest first; the caller owns the list and
+ * frees it with xdbtx_events_free. *dropped gets how many were lost. */
+xdbtx_event_t *xdbtx_pool_drain (xdbtx_pool_t *pool, uint32_t *dropped);
+void xdbtx_events_free (xdbtx_event_t *list);
+
+/* ---- sessions (session.c) ---------------------------------------------- */
+
+/* Start a session on a client popped from pool; the session owns that
+ * client until xdbtx_session_destroy. opts may be NULL (copied). */
+xdbtx_session_t *xdbtx_session_new (xdbtx_pool_t *pool,
+                                    const mongoc_session_opt_t *opts,
+                                    xdbtx_error_t *err);
+
+/* Close cursors still open on it, abort an open transaction (errors
+ * ignored), end the session, push the client back. NULL-safe. In a forked
+ * child the parent's objects are abandoned, not touched. */
+void xdbtx_session_destroy (xdbtx_session_t *s);
+
+/* false with phase "state" when the session cannot be used by this process. */
+bool xdbtx_session_usable (const xdbtx_session_t *s, xdbtx_error_t *err);
+
+bool xdbtx_session_start_transaction (xdbtx_session_t *s,
+                                      const mongoc_transaction_opt_t *opts,
+                                      xdbtx_error_t *err);
+/* Commit; again after a failed commit re-sends it (libmongoc adds
+ * w:majority). err->reply carries the labels. Phase "commit". */
+bool xdbtx_session_commit (xdbtx_session_t *s, xdbtx_error_t *err);
+/* Abort; false only for misuse (phase "abort"). */
+bool xdbtx_session_abort (xdbtx_session_t *s, xdbtx_error_t *err);
+bool xdbtx_session_in_transaction (const xdbtx_session_t *s);
+/* "none" | "starting" | "in_progress" | "committed" | "aborted". Static. */
+const char *xdbtx_session_state (const xdbtx_session_t *s);
+/* The lsid document, owned by the session. */
+const bson_t *xdbtx_session_lsid (const xdbtx_session_t *s);
+xdbtx_pool_t *xdbtx_session_pool (const xdbtx_session_t *s);
+
+/* ---- collections (collection.c) and cursors (cursor.c) ----------------
+ *
+ * Every operation takes an optional session (NULL: a client is borrowed from
+ * the pool for the call, with libmongoc's implicit session). `opts` is the
+ * caller's libmongoc opts document (may be NULL); with a session the
+ * operation appends sessionId to it (or to opts of its own when NULL).
+ * `reply` is always initialised and owned by the caller. Errors carry the
+ * reply and phase "operation". */
+typedef struct xdbtx_coll_t xdbtx_coll_t;
+typedef struct xdbtx_cursor_t xdbtx_cursor_t;
+
+/* A new handle on db.name (copied). Owned by the caller. */
+xdbtx_coll_t *xdbtx_coll_new (xdbtx_pool_t *pool, const char *db, const char *name);
+void xdbtx_coll_destroy (xdbtx_coll_t *c);
+const char *xdbtx_coll_db (const xdbtx_coll_t *c);
+const char *xdbtx_coll_name (const xdbtx_coll_t *c);
+xdbtx_pool_t *xdbtx_coll_pool (const xdbtx_coll_t *c);
+
+typedef enum {
+   XDBTX_UPDATE_ONE,
+   XDBTX_UPDATE_MANY,
+   XDBTX_REPLACE_ONE
+} xdbtx_update_kind_t;
+
+bool xdbtx_coll_insert_one (xdbtx_coll_t *c, xdbtx_session_t *s,
+                            const bson_t *doc, bson_t *opts,
+                            bson_t *reply, xdbtx_error_t *err);
+bool xdbtx_coll_insert_many (xdbtx_coll_t *c, xdbtx_session_t *s,
+                             bson_t **docs, size_t n, bson_t *opts,
+                             bson_t *reply, xdbtx_error_t *err);
+bool xdbtx_coll_update (xdbtx_coll_t *c, xdbtx_session_t *s,
+                        xdbtx_update_kind_t kind, const bson_t *filter,
+                        const bson_t *update, bson_t *opts,
+                        bson_t *reply, xdbtx_error_t *err);
+bool xdbtx_coll_delete (xdbtx_coll_t *c, xdbtx_session_t *s, bool many,
+                        const bson_t *filter, bson_t *opts,
+                        bson_t *reply, xdbtx_error_t *err);
+/* findAndModify; fam gets the sessionId appended to its extra options. The
+ * reply's "value" is the document (or null). */
+bool xdbtx_coll_find_and_modify (xdbtx_coll_t *c, xdbtx_session_t *s,
+                                 const bson_t *filter,
+                                 mongoc_find_and_modify_opts_t *fam,
+                                 bson_t *reply, xdbtx_error_t *err);
+bool xdbtx_coll_count (xdbtx_coll_t *c, xdbtx_session_t *s,
+                       const bson_t *filter, bson_t *opts,
+                       const mongoc_read_prefs_t *prefs, int64_t *count,
+                       xdbtx_error_t *err);
+
+/* Open a cursor (find or aggregate over `pipeline`, a {pipeline: [...]}
+ * document). Returns a new cursor owned by the caller (and registered with
+ * the session, which closes it first if the session closes first). */
+xdbtx_cursor_t *xdbtx_coll_find (xdbtx_coll_t *c, xdbtx_session_t *s,
+                                 const bson_t *filter, bson_t *opts,
+                                 const mongoc_read_prefs_t *prefs,
+                                 xdbtx_error_t *err);
+xdbtx_cursor_t *xdbtx_coll_aggregate (xdbtx_coll_t *c, xdbtx_session_t *s,
+                                      const bson_t *pipeline, bson_t *opts,
+                                      const mongoc_read_prefs_t *prefs,
+                                      xdbtx_error_t *err);
+
+/* Next document (borrowed, valid until the next call) or NULL at the end
+ * or on error (err set, phase "operation"; then *failed is true). */
+const bson_t *xdbtx_cursor_next (xdbtx_cursor_t *cur, bool *failed, xdbtx_error_t *err);
+/* Frees the server cursor (killCursors if still open) and gives back a
+ * borrowed client. NULL-safe. */
+void xdbtx_cursor_destroy (xdbtx_cursor_t *cur);
+/* True when the cursor's session closed it under the caller. */
+bool xdbtx_cursor_closed (const xdbtx_cursor_t *cur);
+
 #endif /* XDBTX_H */

@@ -1,0 +1,180 @@
+/*
+ * codec_baseline.c - the C floor for bench/codec.lua: what libbson alone
+ * costs for the same documents, with no Lua involved.
+ *
+ *   codec_baseline FILE.bson...   prints per file: NAME encode N decode M
+ *
+ * "encode" rebuilds the document element by element with bson_append_*
+ * (values read from a prepared array of bson_value_t, so no parsing is
+ * timed); "decode" walks every element with bson_iter, recursing into
+ * subdocuments and touching each value. Figures are documents per second of
+ * CPU time (clock()), each measured for about half a second.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bson/bson.h>
+
+/* One element of a flattened document: begin/end markers for children. */
+typedef struct {
+   enum { LEAF, BEGIN_DOC, BEGIN_ARR, END } op;
+   char *key;
+   int keylen;
+   bson_value_t v;
+} op_t;
+
+static op_t *ops;
+static size_t nops, capops;
+
+static op_t *
+add_op (void)
+{
+   if (nops == capops) {
+      capops = capops ? capops * 2 : 256;
+      ops = realloc (ops, capops * sizeof *ops);
+   }
+   memset (&ops[nops], 0, sizeof *ops);
+   return &ops[nops++];
+}
+
+static void
+flatten (bson_iter_t *it)
+{
+   while (bson_iter_next (it)) {
+      op_t *o = add_op ();
+      o->key = bson_strdup (bson_iter_key (it));
+      o->keylen = (int) strlen (o->key);
+      if (BSON_ITER_HOLDS_DOCUMENT (it) || BSON_ITER_HOLDS_ARRAY (it)) {
+         bson_iter_t child;
+         o->op = BSON_ITER_HOLDS_ARRAY (it) ? BEGIN_ARR : BEGIN_DOC;
+         bson_iter_recurse (it, &child);
+         flatten (&child);
+         add_op ()->op = END;
+      } else {
+         o->op = LEAF;
+         bson_value_copy (bson_iter_value (it), &o->v);
+      }
+   }
+}
+
+static size_t
+build (bson_t *b, size_t i)
+{
+   while (i < nops && ops[i].op != END) {
+      op_t *o = &ops[i];
+      if (o->op == LEAF) {
+         bson_append_value (b, o->key, o->keylen, &o->v);
+         i++;
+      } else {
+         bson_t child;
+         if (o->op == BEGIN_ARR) {
+            bson_append_array_begin (b, o->key, o->keylen, &child);
+            i = build (&child, i + 1);
+            bson_append_array_end (b, &child);
+         } else {
+            bson_append_document_begin (b, o->key, o->keylen, &child);
+            i = build (&child, i + 1);
+            bson_append_document_end (b, &child);
+         }
+         i++; /* END */
+      }
+   }
+   return i;
+}
+
+static volatile uint64_t sink;
+
+static void
+walk (bson_iter_t *it)
+{
+   uint32_t len;
+   while (bson_iter_next (it)) {
+      sink += (uint64_t) bson_iter_key_len (it);
+      switch (bson_iter_type (it)) {
+      case BSON_TYPE_DOCUMENT:
+      case BSON_TYPE_ARRAY: {
+         bson_iter_t child;
+         bson_iter_recurse (it, &child);
+         walk (&child);
+         break;
+      }
+      case BSON_TYPE_UTF8:
+         sink += (uint64_t) bson_iter_utf8 (it, &len)[0] + len;
+         break;
+      case BSON_TYPE_INT32:
+         sink += (uint64_t) bson_iter_int32 (it);
+         break;
+      case BSON_TYPE_INT64:
+         sink += (uint64_t) bson_iter_int64 (it);
+         break;
+      case BSON_TYPE_DOUBLE:
+         sink += (uint64_t) bson_iter_double (it);
+         break;
+      case BSON_TYPE_BOOL:
+         sink += bson_iter_bool (it);
+         break;
+      default:
+         sink += bson_iter_type (it);
+         break;
+      }
+   }
+}
+
+static double
+now (void)
+{
+   return (double) clock () / CLOCKS_PER_SEC;
+}
+
+int
+main (int argc, char **argv)
+{
+   int a;
+
+   for (a = 1; a < argc; a++) {
+      bson_t *doc;
+      bson_reader_t *r;
+      bson_iter_t it;
+      const bson_t *d;
+      double t0, enc, dec;
+      long n;
+      bool eof;
+      const char *name;
+
+      r = bson_reader_new_from_file (argv[a], NULL);
+      if (!r || !(d = bson_reader_read (r, &eof))) {
+         fprintf (stderr, "codec_baseline: cannot read %s\n", argv[a]);
+         return 1;
+      }
+      doc = bson_copy (d);
+      bson_reader_destroy (r);
+      nops = 0;
+      bson_iter_init (&it, doc);
+      flatten (&it);
+
+      for (n = 0, t0 = now (); now () - t0 < 0.5;) {
+         int k;
+         for (k = 0; k < 64; k++, n++) {
+            bson_t b = BSON_INITIALIZER;
+            build (&b, 0);
+            sink += b.len;
+            bson_destroy (&b);
+         }
+      }
+      enc = n / (now () - t0);
+      for (n = 0, t0 = now (); now () - t0 < 0.5;) {
+         int k;
+         for (k = 0; k < 64; k++, n++) {
+            bson_iter_init (&it, doc);
+            walk (&it);
+         }
+      }
+      dec = n / (now () - t0);
+      name = strrchr (argv[a], '/') ? strrchr (argv[a], '/') + 1 : argv[a];
+      printf ("%s encode %.0f decode %.0f\n", name, enc, dec);
+      bson_destroy (doc);
+   }
+   return 0;
+}

@@ -1,0 +1,1797 @@
+/*
+ * conformance - does the test server behave like mongod where xdbtx depends on it?
+ *
+ * xdbtx's integration tests run against the project's own server (spec/server/xdbtx-testd),
+ * so that server is the oracle; this program pins its behaviour with libmongoc alone,
+ * independent of the Lua binding. Every expectation is what mongod documents, never a quirk
+ * of the test server, so the same binary must pass against a real replica set started with
+ * enableTestCommands (XDBTX_TEST_URI, XDBTX_TEST_URI2 = a second, independent cluster,
+ * XDBTX_TEST_STANDALONE_URI = a standalone mongod; checks whose URI is unset are skipped).
+ *
+ * Each check is a small function in the table at the bottom; it stops at its first failed
+ * expectation (REQUIRE) and the runner prints one TAP line for it, releases what it created
+ * (conformance.h's arena), and turns the failCommand failpoint off. Every check works in its
+ * own collection of a database unique to this run (xdbtx_conf_<pid>), dropped at the end.
+ * Failpoints are filtered on this run's appName, so other clients of the cluster are never hit.
+ */
+#include "conformance.h"
+
+#include <pthread.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define TTE "TransientTransactionError"
+#define UTCR "UnknownTransactionCommitResult"
+#define RWE "RetryableWriteError"
+
+/* Run-wide state: the URIs, this run's names, the main client (cluster 1) and the check
+ * being run (its name doubles as its collection name). */
+static struct {
+   const char *uri1, *uri2, *uri_standalone;
+   char db[64];
+   char app[64];
+   char other_app[64];
+   mongoc_client_t *main;
+   const char *check;
+   char why[1024];
+   bool skipped;
+} g;
+
+/* REQUIRE(cond, fmt, ...): end the current check as failed, with the formatted reason. */
+#define REQUIRE(cond, ...)                                  \
+   do {                                                     \
+      if (!(cond)) {                                        \
+         snprintf (g.why, sizeof g.why, __VA_ARGS__);       \
+         return false;                                      \
+      }                                                     \
+   } while (0)
+
+/* SKIP(fmt, ...): end the current check as skipped. */
+#define SKIP(...)                                     \
+   do {                                               \
+      snprintf (g.why, sizeof g.why, __VA_ARGS__);    \
+      g.skipped = true;                               \
+      return true;                                    \
+   } while (0)
+
+/* ---- clients, sessions, commands ------------------------------------------------------- */
+
+static void
+client_free (void *p)
+{
+   mongoc_client_destroy (p);
+}
+
+static void
+session_free (void *p)
+{
+   mongoc_client_session_destroy (p);
+}
+
+static void
+coll_free (void *p)
+{
+   mongoc_collection_destroy (p);
+}
+
+/* A parsed copy of URI_STR with short timeouts (unless the URI sets them) and APP as appName;
+ * the caller owns it. */
+static mongoc_uri_t *
+make_uri (const char *uri_str, const char *app)
+{
+   bson_error_t err;
+   mongoc_uri_t *uri = mongoc_uri_new_with_error (uri_str, &err);
+   if (!uri) {
+      printf ("Bail out! bad URI %s: %s\n", uri_str, err.message);
+      exit (2);
+   }
+   if (!mongoc_uri_has_option (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS)) {
+      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
+   }
+   if (!mongoc_uri_has_option (uri, MONGOC_URI_CONNECTTIMEOUTMS)) {
+      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
+   }
+   if (!mongoc_uri_has_option (uri, MONGOC_URI_SOCKETTIMEOUTMS)) {
+      /* a server that never answers fails the check instead of stalling the suite */
+      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_SOCKETTIMEOUTMS, 20000);
+   }
+   if (app) {
+      mongoc_uri_set_appname (uri, app);
+   }
+   return uri;
+}
+
+/* A new single-threaded client for URI_STR named APP (NULL: unnamed); not in the arena. */
+static mongoc_client_t *
+client_new_raw (const char *uri_str, const char *app)
+{
+   bson_error_t err;
+   mongoc_uri_t *uri = make_uri (uri_str, app);
+   mongoc_client_t *c = mongoc_client_new_from_uri_with_error (uri, &err);
+   mongoc_uri_destroy (uri);
+   if (!c) {
+      printf ("Bail out! cannot create a client for %s: %s\n", uri_str, err.message);
+      exit (2);
+   }
+   mongoc_client_set_error_api (c, MONGOC_ERROR_API_VERSION_2);
+   return c;
+}
+
+/* A new client owned by the arena. */
+static mongoc_client_t *
+client_new (const char *uri_str, const char *app)
+{
+   return own (client_new_raw (uri_str, app), client_free);
+}
+
+/* A new session on C, owned by the arena (destroying it aborts an open transaction). */
+static mongoc_client_session_t *
+session_new (mongoc_client_t *c)
+{
+   bson_error_t err;
+   mongoc_client_session_t *s = mongoc_client_start_session (c, NULL, &err);
+   if (!s) {
+      snprintf (g.why, sizeof g.why, "start_session: %s", err.message);
+   }
+   return own (s, session_free);
+}
+
+/* The current check's collection on client C, owned by the arena. */
+static mongoc_collection_t *
+coll_of (mongoc_client_t *c)
+{
+   return own (mongoc_client_get_collection (c, g.db, g.check), coll_free);
+}
+
+/* OPTS (may be NULL) plus S's lsid (S may be NULL); a new document owned by the arena. */
+static bson_t *
+with_session (const bson_t *opts, mongoc_client_session_t *s)
+{
+   bson_error_t err;
+   bson_t *o = opts ? own (bson_copy (opts), bson_free_doc) : J ("{}");
+   if (s && !mongoc_client_session_append (s, o, &err)) {
+      printf ("Bail out! session_append: %s\n", err.message);
+      exit (2);
+   }
+   return o;
+}
+
+/* Runs the raw command CMD on DB through C (in S's transaction when S is in one). libmongoc
+ * does not retry generic commands, so a failpoint hits exactly one attempt. Write errors in
+ * an ok:1 reply count as a failure, like libmongoc's own write helpers report them. */
+static res_t *
+run (mongoc_client_t *c, const char *db, const bson_t *cmd, mongoc_client_session_t *s)
+{
+   res_t *r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_client_command_with_opts (
+      c, db, cmd, NULL, with_session (NULL, s), &r->reply, &r->err);
+   if (r->ok && get_int (&r->reply, "writeErrors.0.code", 0) != 0) {
+      r->ok = false;
+      r->err.domain = MONGOC_ERROR_SERVER;
+      r->err.code = (uint32_t) get_int (&r->reply, "writeErrors.0.code", 0);
+      bson_strncpy (r->err.message, get_str (&r->reply, "writeErrors.0.errmsg"),
+                    sizeof r->err.message);
+   }
+   return r;
+}
+
+/* Runs an admin command on the main client. */
+static res_t *
+admin (const bson_t *cmd)
+{
+   return run (g.main, "admin", cmd, NULL);
+}
+
+/* Sets the failCommand failpoint: MODE is JSON ('alwaysOn', {'times': 1}, ...), DATA the
+ * members of its data document besides appName, which is APP. */
+static res_t *
+failpoint_for (const char *app, const char *mode, const char *data)
+{
+   return admin (J ("{'configureFailPoint': 'failCommand', 'mode': %s,"
+                    " 'data': {'appName': '%s', %s}}",
+                    mode, app, data));
+}
+
+static res_t *
+failpoint (const char *mode, const char *data)
+{
+   return failpoint_for (g.app, mode, data);
+}
+
+static void
+failpoint_off (void)
+{
+   admin (J ("{'configureFailPoint': 'failCommand', 'mode': 'off'}"));
+}
+
+/* ---- collection operations, each returning a result ------------------------------------ */
+
+static res_t *
+insert (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *doc)
+{
+   res_t *r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_collection_insert_one (coll, doc, with_session (NULL, s), &r->reply, &r->err);
+   return r;
+}
+
+static res_t *
+update (mongoc_collection_t *coll,
+        mongoc_client_session_t *s,
+        const bson_t *filter,
+        const bson_t *upd)
+{
+   res_t *r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_collection_update_one (
+      coll, filter, upd, with_session (NULL, s), &r->reply, &r->err);
+   return r;
+}
+
+/* The number of documents matching FILTER as seen by S (or outside any session), or -1
+ * (the error is printed as a TAP comment). */
+static int64_t
+count (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *filter)
+{
+   bson_error_t err;
+   int64_t n =
+      mongoc_collection_count_documents (coll, filter, with_session (NULL, s), NULL, NULL, &err);
+   if (n < 0) {
+      printf ("# %s: count_documents failed: %s\n", g.check, err.message);
+   }
+   return n;
+}
+
+/* The first document matching FILTER, a copy owned by the arena, or NULL. */
+static bson_t *
+find_one (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *filter)
+{
+   const bson_t *doc;
+   bson_t *out = NULL;
+   mongoc_cursor_t *cur = mongoc_collection_find_with_opts (
+      coll, filter, with_session (J ("{'limit': 1}"), s), NULL);
+   if (mongoc_cursor_next (cur, &doc)) {
+      out = own (bson_copy (doc), bson_free_doc);
+   }
+   mongoc_cursor_destroy (cur);
+   return out;
+}
+
+/* Starts a transaction on S with the options in OPTS_JSON (NULL: none), which may name a
+ * 'readConcern' level and 'writeConcern': 'majority'. */
+static res_t *
+start (mongoc_client_session_t *s, const char *opts_json)
+{
+   res_t *r = res_new ();
+   mongoc_transaction_opt_t *opts = mongoc_transaction_opts_new ();
+   bson_t *o = J ("%s", opts_json ? opts_json : "{}");
+   if (*get_str (o, "readConcern")) {
+      mongoc_read_concern_t *rc = mongoc_read_concern_new ();
+      mongoc_read_concern_set_level (rc, get_str (o, "readConcern"));
+      mongoc_transaction_opts_set_read_concern (opts, rc);
+      mongoc_read_concern_destroy (rc);
+   }
+   if (strcmp (get_str (o, "writeConcern"), "majority") == 0) {
+      mongoc_write_concern_t *wc = mongoc_write_concern_new ();
+      mongoc_write_concern_set_w (wc, MONGOC_WRITE_CONCERN_W_MAJORITY);
+      mongoc_transaction_opts_set_write_concern (opts, wc);
+      mongoc_write_concern_destroy (wc);
+   }
+   r->ok = mongoc_client_session_start_transaction (s, opts, &r->err);
+   mongoc_transaction_opts_destroy (opts);
+   return r;
+}
+
+static res_t *
+commit (mongoc_client_session_t *s)
+{
+   res_t *r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_client_session_commit_transaction (s, &r->reply, &r->err);
+   return r;
+}
+
+static res_t *
+abort_txn (mongoc_client_session_t *s)
+{
+   res_t *r = res_new ();
+   r->ok = mongoc_client_session_abort_transaction (s, &r->err);
+   return r;
+}
+
+/* A session on C with a transaction started and its first statement (an insert of
+ * {_id: FIRST_ID}) done, so the snapshot is established; NULL with a reason on failure. */
+static mongoc_client_session_t *
+open_txn (mongoc_client_t *c, mongoc_collection_t *coll, int first_id)
+{
+   mongoc_client_session_t *s = session_new (c);
+   res_t *r;
+   if (!s) {
+      return NULL;
+   }
+   r = start (s, NULL);
+   if (!r->ok) {
+      snprintf (g.why, sizeof g.why, "start_transaction: %s", describe (r));
+      return NULL;
+   }
+   r = insert (coll, s, J ("{'_id': %d}", first_id));
+   if (!r->ok) {
+      snprintf (g.why, sizeof g.why, "first insert in the transaction: %s", describe (r));
+      return NULL;
+   }
+   return s;
+}
+
+#define OPEN_TXN(var, c, coll, id)          \
+   mongoc_client_session_t *var = open_txn (c, coll, id); \
+   if (!var) {                              \
+      return false;                         \
+   }
+
+/* ---- APM: the commitTransaction (and write) commands a client sends --------------------- */
+
+static struct {
+   int writes;         /* insert and update commands started */
+   int started;        /* commitTransaction commands started */
+   char w[4][32];      /* writeConcern.w of each ("" when absent; numbers as digits) */
+   int failed;         /* commitTransaction commands failed */
+   bool failed_rwe[4]; /* whether each failed reply carried RetryableWriteError */
+} commits;
+
+static void
+on_started (const mongoc_apm_command_started_t *e)
+{
+   const bson_t *cmd = mongoc_apm_command_started_get_command (e);
+   bson_iter_t it;
+   const char *name = mongoc_apm_command_started_get_command_name (e);
+   int i = commits.started;
+   if (!strcmp (name, "insert") || !strcmp (name, "update")) {
+      commits.writes++;
+   }
+   if (strcmp (name, "commitTransaction") != 0) {
+      return;
+   }
+   commits.started++;
+   if (i >= 4) {
+      return;
+   }
+   commits.w[i][0] = '\0';
+   if (bson_iter_init_find (&it, cmd, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      bson_t wc;
+      uint32_t len;
+      const uint8_t *data;
+      bson_iter_document (&it, &len, &data);
+      if (bson_init_static (&wc, data, len)) {
+         const char *w = get_str (&wc, "w");
+         if (*w) {
+            bson_strncpy (commits.w[i], w, sizeof commits.w[i]);
+         } else if (get_int (&wc, "w", -1) >= 0) {
+            snprintf (commits.w[i], sizeof commits.w[i], "%d", (int) get_int (&wc, "w", 0));
+         }
+      }
+   }
+}
+
+static void
+on_failed (const mongoc_apm_command_failed_t *e)
+{
+   int i = commits.failed;
+   if (strcmp (mongoc_apm_command_failed_get_command_name (e), "commitTransaction") != 0) {
+      return;
+   }
+   commits.failed++;
+   if (i < 4) {
+      commits.failed_rwe[i] =
+         mongoc_error_has_label (mongoc_apm_command_failed_get_reply (e), RWE);
+   }
+}
+
+/* A new client (arena) on cluster 1 whose commitTransaction commands are recorded in
+ * `commits`, which is reset. */
+static mongoc_client_t *
+client_with_apm (void)
+{
+   mongoc_client_t *c = client_new (g.uri1, g.app);
+   mongoc_apm_callbacks_t *cb = mongoc_apm_callbacks_new ();
+   mongoc_apm_set_command_started_cb (cb, on_started);
+   mongoc_apm_set_command_failed_cb (cb, on_failed);
+   mongoc_client_set_apm_callbacks (c, cb, NULL);
+   mongoc_apm_callbacks_destroy (cb);
+   memset (&commits, 0, sizeof commits);
+   return c;
+}
+
+/* ===== transaction semantics ============================================================ */
+
+/* A transaction reads from the snapshot taken at its first statement: a document another
+ * client commits afterwards stays invisible to it. */
+static bool
+snapshot_read_with (const char *txn_opts)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_client_t *other = client_new (g.uri1, g.app);
+   mongoc_client_session_t *s = session_new (g.main);
+   res_t *r;
+   int64_t n;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1}"))->ok, "seed insert failed");
+   r = start (s, txn_opts);
+   REQUIRE (r->ok, "start_transaction: %s", describe (r));
+   n = count (coll, s, J ("{}"));
+   REQUIRE (n == 1, "first statement counted %lld documents, want 1", (long long) n);
+   r = insert (coll_of (other), NULL, J ("{'_id': 2}"));
+   REQUIRE (r->ok, "insert by the other client: %s", describe (r));
+   n = count (coll, s, J ("{}"));
+   REQUIRE (n == 1, "the transaction sees %lld documents after another client's commit, want 1 "
+            "(its snapshot)", (long long) n);
+   r = commit (s);
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   n = count (coll, NULL, J ("{}"));
+   REQUIRE (n == 2, "after commit %lld documents, want 2", (long long) n);
+   return true;
+}
+
+static bool
+check_snapshot_read (void)
+{
+   return snapshot_read_with (NULL);
+}
+
+static bool
+check_snapshot_read_rc_snapshot (void)
+{
+   return snapshot_read_with ("{'readConcern': 'snapshot'}");
+}
+
+/* Uncommitted writes are invisible outside the transaction, reading them does not block,
+ * and they are visible after commit. */
+static bool
+check_no_dirty_read (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_collection_t *outside = coll_of (client_new (g.uri1, g.app));
+   int64_t n, t0, ms;
+   bson_t *doc;
+   res_t *r;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 0, 'n': 0}"))->ok, "seed insert failed");
+   {
+      OPEN_TXN (s, g.main, coll, 1);
+      r = update (coll, s, J ("{'_id': 0}"), J ("{'$set': {'n': 1}}"));
+      REQUIRE (r->ok, "update in the transaction: %s", describe (r));
+      n = count (coll, s, J ("{'_id': 1}"));
+      REQUIRE (n == 1, "the transaction does not see its own insert (count %lld)", (long long) n);
+      n = count (outside, NULL, J ("{'_id': 1}"));
+      REQUIRE (n == 0, "uncommitted insert visible to another client (count %lld)",
+               (long long) n);
+      t0 = now_ms ();
+      doc = find_one (outside, NULL, J ("{'_id': 0}"));
+      ms = now_ms () - t0;
+      REQUIRE (get_int (doc, "n", -1) == 0, "another client reads n = %lld, want the committed 0",
+               (long long) get_int (doc, "n", -1));
+      REQUIRE (ms < 1000, "reading a document the transaction wrote took %lld ms (blocked?)",
+               (long long) ms);
+      r = commit (s);
+      REQUIRE (r->ok, "commit: %s", describe (r));
+   }
+   n = count (outside, NULL, J ("{'_id': 1}"));
+   REQUIRE (n == 1, "committed insert not visible to another client (count %lld)", (long long) n);
+   REQUIRE (get_int (find_one (outside, NULL, J ("{'_id': 0}")), "n", -1) == 1,
+            "committed update not visible to another client");
+   return true;
+}
+
+/* Two transactions update one document: the second write gets WriteConflict (112) with
+ * TransientTransactionError, its transaction is aborted (commit: NoSuchTransaction 251),
+ * and the first transaction commits. */
+static bool
+check_write_conflict (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_client_session_t *s1 = session_new (g.main);
+   mongoc_client_session_t *s2 = session_new (g.main);
+   bson_t *doc;
+   res_t *r;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
+   REQUIRE (start (s1, NULL)->ok && start (s2, NULL)->ok, "start_transaction failed");
+   r = update (coll, s1, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
+   REQUIRE (r->ok, "first transaction's update: %s", describe (r));
+   r = update (coll, s2, J ("{'_id': 1}"), J ("{'$inc': {'n': 10}}"));
+   REQUIRE (code (r) == 112, "second transaction's update: %s, want WriteConflict 112",
+            describe (r));
+   REQUIRE (has_label (r, TTE), "WriteConflict without the %s label", TTE);
+   r = commit (s2);
+   REQUIRE (code (r) == 251, "loser's commit: %s, want NoSuchTransaction 251", describe (r));
+   r = commit (s1);
+   REQUIRE (r->ok, "winner's commit: %s", describe (r));
+   doc = find_one (coll, NULL, J ("{'_id': 1}"));
+   REQUIRE (doc && get_int (doc, "n", -1) == 1, "n is %lld after both, want 1",
+            doc ? (long long) get_int (doc, "n", -1) : -1LL);
+   return true;
+}
+
+/* A transaction that writes a document another client changed after the transaction's
+ * snapshot gets WriteConflict (112, TransientTransactionError); the other write stands. */
+static bool
+check_write_conflict_after_snapshot (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_collection_t *outside = coll_of (client_new (g.uri1, g.app));
+   mongoc_client_session_t *s = session_new (g.main);
+   res_t *r;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
+   REQUIRE (start (s, NULL)->ok, "start_transaction failed");
+   REQUIRE (count (coll, s, J ("{}")) == 1, "first statement (count) failed");
+   r = update (outside, NULL, J ("{'_id': 1}"), J ("{'$set': {'n': 5}}"));
+   REQUIRE (r->ok, "the other client's update: %s", describe (r));
+   r = update (coll, s, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
+   REQUIRE (code (r) == 112, "update of a document changed after the snapshot: %s, want 112",
+            describe (r));
+   REQUIRE (has_label (r, TTE), "WriteConflict without the %s label", TTE);
+   r = commit (s);
+   REQUIRE (code (r) == 251, "commit: %s, want NoSuchTransaction 251", describe (r));
+   REQUIRE (get_int (find_one (coll, NULL, J ("{'_id': 1}")), "n", -1) == 5,
+            "n is not the other client's 5");
+   return true;
+}
+
+/* Two transactions insert the same new _id: the second gets WriteConflict (112). */
+static bool
+check_write_conflict_insert (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_client_session_t *s2 = session_new (g.main);
+   res_t *r;
+   OPEN_TXN (s1, g.main, coll, 1);
+
+   REQUIRE (start (s2, NULL)->ok, "start_transaction failed");
+   r = insert (coll, s2, J ("{'_id': 1}"));
+   REQUIRE (code (r) == 112, "second transaction's insert of the same _id: %s, want 112",
+            describe (r));
+   REQUIRE (has_label (r, TTE), "WriteConflict without the %s label", TTE);
+   r = commit (s1);
+   REQUIRE (r->ok, "first transaction's commit: %s", describe (r));
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "want exactly one document");
+   return true;
+}
+
+/* killSessions aborts the session's transaction: its writes vanish, its commit gets
+ * NoSuchTransaction (251). */
+static bool
+check_kill_sessions_aborts (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   bson_t *cmd = J ("{}");
+   bson_t arr;
+   res_t *r;
+   OPEN_TXN (s, g.main, coll, 1);
+
+   bson_append_array_begin (cmd, "killSessions", -1, &arr);
+   bson_append_document (&arr, "0", -1, mongoc_client_session_get_lsid (s));
+   bson_append_array_end (cmd, &arr);
+   r = admin (cmd);
+   REQUIRE (r->ok, "killSessions: %s", describe (r));
+   r = commit (s);
+   REQUIRE (code (r) == 251, "commit after killSessions: %s, want NoSuchTransaction 251",
+            describe (r));
+   REQUIRE (count (coll, NULL, J ("{}")) == 0, "the killed transaction's insert is visible");
+   return true;
+}
+
+/* commitTransaction is idempotent: committing a committed transaction again succeeds. */
+static bool
+check_commit_twice (void)
+{
+   mongoc_client_t *c = client_with_apm ();
+   mongoc_collection_t *coll = coll_of (c);
+   res_t *r;
+   OPEN_TXN (s, c, coll, 1);
+
+   r = commit (s);
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   r = commit (s);
+   REQUIRE (r->ok, "second commit: %s", describe (r));
+   REQUIRE (commits.started == 2, "%d commitTransaction commands sent, want 2", commits.started);
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "want exactly one document");
+   return true;
+}
+
+/* Replica-set members gossip the cluster time: replies carry operationTime and
+ * $clusterTime.clusterTime (timestamps), and the cluster time does not go backwards. */
+static bool
+check_cluster_time (void)
+{
+   bson_iter_t it;
+   uint32_t t1, i1, t2, i2;
+   res_t *r = run (g.main, g.db, J ("{'insert': '%s', 'documents': [{'_id': 1}]}", g.check), NULL);
+   REQUIRE (r->ok, "insert: %s", describe (r));
+   REQUIRE (bson_iter_init_find (&it, &r->reply, "operationTime") && BSON_ITER_HOLDS_TIMESTAMP (&it),
+            "reply has no operationTime timestamp");
+   REQUIRE (bson_iter_init (&it, &r->reply) &&
+               bson_iter_find_descendant (&it, "$clusterTime.clusterTime", &it) &&
+               BSON_ITER_HOLDS_TIMESTAMP (&it),
+            "reply has no $clusterTime.clusterTime timestamp");
+   bson_iter_timestamp (&it, &t1, &i1);
+   r = run (g.main, g.db, J ("{'insert': '%s', 'documents': [{'_id': 2}]}", g.check), NULL);
+   REQUIRE (bson_iter_init (&it, &r->reply) &&
+               bson_iter_find_descendant (&it, "$clusterTime.clusterTime", &it) &&
+               BSON_ITER_HOLDS_TIMESTAMP (&it),
+            "second reply has no $clusterTime.clusterTime");
+   bson_iter_timestamp (&it, &t2, &i2);
+   REQUIRE (t2 > t1 || (t2 == t1 && i2 >= i1), "cluster time went backwards");
+   return true;
+}
+
+/* abortTransaction discards the transaction's inserts, updates and deletes. */
+static bool
+check_abort_discards (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   int64_t n;
+   res_t *r;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok &&
+               insert (coll, NULL, J ("{'_id': 2}"))->ok,
+            "seed inserts failed");
+   {
+      OPEN_TXN (s, g.main, coll, 3);
+      r = update (coll, s, J ("{'_id': 1}"), J ("{'$set': {'n': 1}}"));
+      REQUIRE (r->ok, "update: %s", describe (r));
+      r = run (g.main, g.db,
+               J ("{'delete': '%s', 'deletes': [{'q': {'_id': 2}, 'limit': 1}]}", g.check), s);
+      REQUIRE (r->ok && get_int (&r->reply, "n", 0) == 1, "delete: %s", describe (r));
+      r = abort_txn (s);
+      REQUIRE (r->ok, "abort: %s", describe (r));
+      n = count (coll, s, J ("{'_id': 3}"));
+      REQUIRE (n == 0, "the session itself still sees the aborted insert");
+   }
+   n = count (coll, NULL, J ("{'_id': 3}"));
+   REQUIRE (n == 0, "aborted insert visible (count %lld)", (long long) n);
+   n = count (coll, NULL, J ("{'_id': 2}"));
+   REQUIRE (n == 1, "aborted delete applied (count %lld)", (long long) n);
+   REQUIRE (get_int (find_one (coll, NULL, J ("{'_id': 1}")), "n", -1) == 0,
+            "aborted update applied");
+   return true;
+}
+
+/* A transaction older than transactionLifetimeLimitSeconds is aborted by the server: its
+ * locks are released (another client's write goes through) and its commit gets
+ * NoSuchTransaction (251). */
+static bool
+lifetime_expiry (mongoc_collection_t *coll)
+{
+   mongoc_client_t *other = client_new (g.uri1, g.app);
+   res_t *r;
+   OPEN_TXN (s, g.main, coll, 2);
+
+   r = update (coll, s, J ("{'_id': 1}"), J ("{'$set': {'n': 1}}"));
+   REQUIRE (r->ok, "update in the transaction: %s", describe (r));
+   sleep_ms (2500);
+   r = run (other, g.db,
+            J ("{'update': '%s', 'updates': [{'q': {'_id': 1}, 'u': {'$set': {'n': 7}}}],"
+               " 'maxTimeMS': 1000}", g.check),
+            NULL);
+   REQUIRE (r->ok, "another client's write to the expired transaction's document: %s",
+            describe (r));
+   r = commit (s);
+   REQUIRE (code (r) == 251, "commit 2.5 s into a 1 s lifetime: %s, want NoSuchTransaction 251",
+            describe (r));
+   REQUIRE (count (coll, NULL, J ("{'_id': 2}")) == 0,
+            "the expired transaction's insert is visible");
+   REQUIRE (get_int (find_one (coll, NULL, J ("{'_id': 1}")), "n", -1) == 7,
+            "the other client's write is missing");
+   return true;
+}
+
+static bool
+check_lifetime_expiry (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   res_t *r = admin (J ("{'getParameter': 1, 'transactionLifetimeLimitSeconds': 1}"));
+   int64_t old = r->ok ? get_int (&r->reply, "transactionLifetimeLimitSeconds", 60) : 60;
+   bool ok;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
+   r = admin (J ("{'setParameter': 1, 'transactionLifetimeLimitSeconds': 1}"));
+   REQUIRE (r->ok, "setParameter transactionLifetimeLimitSeconds: %s", describe (r));
+   ok = lifetime_expiry (coll);
+   r = admin (J ("{'setParameter': 1, 'transactionLifetimeLimitSeconds': %lld}", (long long) old));
+   REQUIRE (!ok || r->ok, "restoring transactionLifetimeLimitSeconds: %s", describe (r));
+   return ok;
+}
+
+/* A non-transactional write to a document a transaction has written waits for it, bounded
+ * by maxTimeMS: MaxTimeMSExpired (50), promptly. maxTimeMS must be at command level, so the
+ * update goes as a raw command. */
+static bool
+check_blocked_write_times_out (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_client_t *other = client_new (g.uri1, g.app);
+   int64_t t0, ms;
+   res_t *r;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
+   OPEN_TXN (s, g.main, coll, 2);
+   r = update (coll, s, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
+   REQUIRE (r->ok, "update in the transaction: %s", describe (r));
+   t0 = now_ms ();
+   r = run (other, g.db,
+            J ("{'update': '%s', 'updates': [{'q': {'_id': 1}, 'u': {'$set': {'n': 5}}}],"
+               " 'maxTimeMS': 50}", g.check),
+            NULL);
+   ms = now_ms () - t0;
+   REQUIRE (code (r) == 50, "blocked update: %s, want MaxTimeMSExpired 50", describe (r));
+   REQUIRE (ms < 5000, "the blocked update took %lld ms", (long long) ms);
+   REQUIRE (commit (s)->ok, "the transaction's commit failed after the blocked write");
+   REQUIRE (get_int (find_one (coll, NULL, J ("{'_id': 1}")), "n", -1) == 1,
+            "n is not 1: the timed-out update was applied or the transaction's was lost");
+   return true;
+}
+
+/* ... and once the transaction commits, the blocked write goes through. */
+typedef struct {
+   mongoc_client_t *client;
+   const bson_t *cmd;
+   res_t *r; /* reply initialised (empty) by res_new; the thread replaces it */
+   int64_t ms;
+} blocked_t;
+
+static void *
+blocked_update (void *p)
+{
+   blocked_t *b = p;
+   int64_t t0 = now_ms ();
+   bson_destroy (&b->r->reply);
+   b->r->ok =
+      mongoc_client_command_with_opts (b->client, g.db, b->cmd, NULL, NULL, &b->r->reply, &b->r->err);
+   b->ms = now_ms () - t0;
+   return NULL;
+}
+
+static bool
+check_blocked_write_resumes (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   blocked_t b = {client_new (g.uri1, g.app),
+                  J ("{'update': '%s', 'updates': [{'q': {'_id': 1}, 'u': {'$inc': {'n': 10}}}],"
+                     " 'maxTimeMS': 10000}", g.check),
+                  res_new (), 0};
+   pthread_t th;
+   res_t *r;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
+   {
+      OPEN_TXN (s, g.main, coll, 2);
+      r = update (coll, s, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
+      REQUIRE (r->ok, "update in the transaction: %s", describe (r));
+      pthread_create (&th, NULL, blocked_update, &b);
+      sleep_ms (400);
+      r = commit (s);
+      pthread_join (th, NULL);
+   }
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE (b.r->ok && get_int (&b.r->reply, "nModified", 0) == 1,
+            "the blocked update: %s, nModified %lld", describe (b.r),
+            (long long) get_int (&b.r->reply, "nModified", 0));
+   REQUIRE (b.ms >= 300, "the update returned after %lld ms: it did not wait for the transaction",
+            (long long) b.ms);
+   REQUIRE (get_int (find_one (coll, NULL, J ("{'_id': 1}")), "n", -1) == 11,
+            "n is not 11 (1 from the transaction + 10 from the blocked update)");
+   return true;
+}
+
+/* DuplicateKey (11000) inside a transaction is not transient: no TransientTransactionError. */
+static bool
+check_duplicate_key_in_txn (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   res_t *r;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1}"))->ok, "seed insert failed");
+   OPEN_TXN (s, g.main, coll, 2);
+   r = insert (coll, s, J ("{'_id': 1}"));
+   REQUIRE (code (r) == 11000, "duplicate _id in a transaction: %s, want 11000", describe (r));
+   REQUIRE (!has_label (r, TTE), "DuplicateKey carries %s", TTE);
+   return true;
+}
+
+/* A unique secondary index is enforced (createIndexes unique, then a duplicate -> 11000). */
+static bool
+check_unique_index (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   res_t *r = run (g.main, g.db,
+                   J ("{'createIndexes': '%s', 'indexes': [{'key': {'k': 1}, 'name': 'k_1',"
+                      " 'unique': true}]}", g.check),
+                   NULL);
+   REQUIRE (r->ok, "createIndexes: %s", describe (r));
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'k': 7}"))->ok, "first insert failed");
+   r = insert (coll, NULL, J ("{'_id': 2, 'k': 7}"));
+   REQUIRE (code (r) == 11000, "duplicate k: %s, want 11000", describe (r));
+   REQUIRE (insert (coll, NULL, J ("{'_id': 3, 'k': 8}"))->ok, "insert of a distinct k failed");
+   REQUIRE (count (coll, NULL, J ("{}")) == 2, "want exactly 2 documents");
+   return true;
+}
+
+/* $inc keeps an int64 an int64, beyond 32 bits. */
+static bool
+check_int64_inc (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   bson_t *doc;
+   bson_iter_t it;
+   res_t *r;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': {'$numberLong': '1099511627776'}}"))->ok,
+            "seed insert failed");
+   r = update (coll, NULL, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
+   REQUIRE (r->ok, "$inc by an int32: %s", describe (r));
+   r = update (coll, NULL, J ("{'_id': 1}"), J ("{'$inc': {'n': {'$numberLong': '2'}}}"));
+   REQUIRE (r->ok, "$inc by an int64: %s", describe (r));
+   doc = find_one (coll, NULL, J ("{'_id': 1}"));
+   REQUIRE (doc && bson_iter_init_find (&it, doc, "n"), "document or field n missing");
+   REQUIRE (BSON_ITER_HOLDS_INT64 (&it), "n has BSON type 0x%02x, want int64 (0x12)",
+            (unsigned) bson_iter_type (&it));
+   REQUIRE (bson_iter_int64 (&it) == 1099511627779LL, "n = %lld, want 1099511627779",
+            (long long) bson_iter_int64 (&it));
+   return true;
+}
+
+/* A standalone server refuses transactions on their first statement (mongod: IllegalOperation
+ * 20, "Transaction numbers are only allowed on a replica set member or mongos"). */
+static bool
+check_standalone_refuses (void)
+{
+   mongoc_client_t *c;
+   mongoc_client_session_t *s;
+   res_t *r;
+
+   if (!g.uri_standalone) {
+      SKIP ("XDBTX_TEST_STANDALONE_URI is unset");
+   }
+   c = client_new (g.uri_standalone, g.app);
+   s = session_new (c);
+   if (!s) {
+      return false; /* session_new gave the reason */
+   }
+   r = start (s, NULL);
+   if (r->ok) {
+      r = insert (coll_of (c), s, J ("{'_id': 1}"));
+   }
+   REQUIRE (!r->ok, "the standalone server accepted a transaction statement");
+   printf ("# standalone refused the transaction: %s\n", describe (r));
+   REQUIRE (code (r) == 20 || r->err.domain == MONGOC_ERROR_TRANSACTION,
+            "unexpected refusal: %s (domain %u), want IllegalOperation 20", describe (r),
+            r->err.domain);
+   return true;
+}
+
+/* Two clusters share nothing: documents written to one are absent from the other. */
+static bool
+check_two_clusters_independent (void)
+{
+   mongoc_collection_t *c1 = coll_of (g.main);
+   mongoc_collection_t *c2;
+   res_t *r;
+
+   if (!g.uri2) {
+      SKIP ("XDBTX_TEST_URI2 is unset");
+   }
+   c2 = coll_of (client_new (g.uri2, g.app));
+   REQUIRE (insert (c1, NULL, J ("{'_id': 1, 'on': 1}"))->ok, "insert on cluster 1 failed");
+   r = insert (c2, NULL, J ("{'_id': 1, 'on': 2}"));
+   REQUIRE (r->ok, "the same _id on cluster 2: %s", describe (r));
+   REQUIRE (count (c2, NULL, J ("{'on': 1}")) == 0, "cluster 2 sees cluster 1's document");
+   REQUIRE (count (c1, NULL, J ("{'on': 2}")) == 0, "cluster 1 sees cluster 2's document");
+   return true;
+}
+
+/* Transaction options readConcern majority and writeConcern majority are accepted; the
+ * commit carries w: "majority". */
+static bool
+check_txn_options_majority (void)
+{
+   mongoc_client_t *c = client_with_apm ();
+   mongoc_collection_t *coll = coll_of (c);
+   mongoc_client_session_t *s = session_new (c);
+   res_t *r = start (s, "{'readConcern': 'majority', 'writeConcern': 'majority'}");
+   REQUIRE (r->ok, "start_transaction: %s", describe (r));
+   r = insert (coll, s, J ("{'_id': 1}"));
+   REQUIRE (r->ok, "insert: %s", describe (r));
+   REQUIRE (count (coll, s, J ("{}")) == 1, "the transaction does not see its insert");
+   r = commit (s);
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE (strcmp (commits.w[0], "majority") == 0, "commit has writeConcern.w '%s'",
+            commits.w[0]);
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the committed document is missing");
+   return true;
+}
+
+/* A causally consistent session reads its own writes: libmongoc sends readConcern
+ * {afterClusterTime} on reads and on a transaction's first statement. */
+static bool
+check_causal_session (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_client_session_t *s = session_new (g.main);
+   res_t *r = insert (coll, s, J ("{'_id': 1}"));
+   REQUIRE (r->ok, "insert in the session: %s", describe (r));
+   REQUIRE (find_one (coll, s, J ("{'_id': 1}")), "a read after the write misses it");
+   REQUIRE (start (s, NULL)->ok, "start_transaction failed");
+   REQUIRE (count (coll, s, J ("{'_id': 1}")) == 1,
+            "the transaction's first statement (with afterClusterTime) misses the write");
+   r = insert (coll, s, J ("{'_id': 2}"));
+   REQUIRE (r->ok, "insert in the transaction: %s", describe (r));
+   r = commit (s);
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE (count (coll, s, J ("{}")) == 2, "a read after the commit misses a write");
+   return true;
+}
+
+/* Retryable writes: a write whose reply carries a retryable writeConcernError was applied;
+ * libmongoc retries it with the same txnNumber and the server must answer from its record
+ * of the first execution, not apply it again. */
+static bool
+retryable_replay (const char *cmd_name)
+{
+   mongoc_client_t *c = client_with_apm ();
+   mongoc_collection_t *coll = coll_of (c);
+   char data[256];
+   res_t *r;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
+   commits.writes = 0;
+   snprintf (data, sizeof data,
+             "'failCommands': ['%s'], 'writeConcernError': {'code': 91, 'codeName':"
+             " 'ShutdownInProgress', 'errmsg': 'Replication is being shut down',"
+             " 'errorLabels': ['RetryableWriteError']}",
+             cmd_name);
+   r = failpoint ("{'times': 1}", data);
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   if (!strcmp (cmd_name, "insert")) {
+      r = insert (coll, NULL, J ("{'_id': 2}"));
+   } else {
+      r = update (coll, NULL, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
+   }
+   REQUIRE (r->ok, "%s: %s", cmd_name, describe (r));
+   REQUIRE (commits.writes == 2, "%d %s commands sent, want 2 (a retry)", commits.writes,
+            cmd_name);
+   REQUIRE (count (coll, NULL, J ("{}")) == (strcmp (cmd_name, "insert") ? 1 : 2),
+            "wrong number of documents");
+   REQUIRE (get_int (find_one (coll, NULL, J ("{'_id': 1}")), "n", -1) ==
+               (strcmp (cmd_name, "insert") ? 1 : 0),
+            "the retried $inc was applied twice");
+   return true;
+}
+
+static bool
+check_retryable_insert_replay (void)
+{
+   return retryable_replay ("insert");
+}
+
+static bool
+check_retryable_update_replay (void)
+{
+   return retryable_replay ("update");
+}
+
+/* ===== the server's transaction rules, driven by hand ===================================== */
+
+/* These checks write the transaction fields (txnNumber, startTransaction, autocommit) into
+ * raw commands themselves, to reach states libmongoc refuses to produce. The session lives
+ * on a client of its own: its lsid then never returns to a pool where a libmongoc-managed
+ * transaction would reuse it with a smaller txnNumber. */
+static mongoc_client_t *raw_client;
+
+static mongoc_client_session_t *
+raw_session (void)
+{
+   raw_client = client_new (g.uri1, g.app);
+   return session_new (raw_client);
+}
+
+/* Statement of transaction TXN on S: insert {_id: ID}; START adds startTransaction: true,
+ * EXTRA more top-level fields (", 'readConcern': ..." or ""). */
+static res_t *
+raw_insert (mongoc_client_session_t *s, int txn, int id, bool start, const char *extra)
+{
+   return run (raw_client, g.db,
+               J ("{'insert': '%s', 'documents': [{'_id': %d}], 'txnNumber': {'$numberLong':"
+                  " '%d'}, 'autocommit': false%s%s}",
+                  g.check, id, txn, start ? ", 'startTransaction': true" : "", extra),
+               s);
+}
+
+/* VERB (commitTransaction or abortTransaction) for transaction TXN on S. */
+static res_t *
+raw_end (mongoc_client_session_t *s, const char *verb, int txn)
+{
+   return run (raw_client, "admin",
+               J ("{'%s': 1, 'txnNumber': {'$numberLong': '%d'}, 'autocommit': false}", verb, txn),
+               s);
+}
+
+#define RAW_TXN(s, txn, id)                                                         \
+   do {                                                                             \
+      res_t *r_ = raw_insert (s, txn, id, true, "");                                \
+      REQUIRE (r_->ok, "starting transaction %d: %s", txn, describe (r_));          \
+   } while (0)
+
+/* abortTransaction of a committed transaction: TransactionCommitted (256). */
+static bool
+check_rule_abort_committed (void)
+{
+   mongoc_client_session_t *s = raw_session ();
+   res_t *r;
+   RAW_TXN (s, 10, 1);
+   r = raw_end (s, "commitTransaction", 10);
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   r = raw_end (s, "abortTransaction", 10);
+   REQUIRE (code (r) == 256, "abort after commit: %s, want TransactionCommitted 256",
+            describe (r));
+   REQUIRE (count (coll_of (g.main), NULL, J ("{}")) == 1, "the committed insert is missing");
+   return true;
+}
+
+/* commitTransaction of an aborted transaction: NoSuchTransaction (251) with
+ * TransientTransactionError. */
+static bool
+check_rule_commit_aborted (void)
+{
+   mongoc_client_session_t *s = raw_session ();
+   res_t *r;
+   RAW_TXN (s, 10, 1);
+   r = raw_end (s, "abortTransaction", 10);
+   REQUIRE (r->ok, "abort: %s", describe (r));
+   r = raw_end (s, "commitTransaction", 10);
+   REQUIRE (code (r) == 251, "commit after abort: %s, want NoSuchTransaction 251", describe (r));
+   REQUIRE (has_label (r, TTE), "NoSuchTransaction on commit lacks %s", TTE);
+   return true;
+}
+
+/* A statement for a txnNumber that never started: NoSuchTransaction (251), transient. */
+static bool
+check_rule_no_such_transaction (void)
+{
+   mongoc_client_session_t *s = raw_session ();
+   res_t *r = raw_insert (s, 10, 1, false, "");
+   REQUIRE (code (r) == 251, "statement without startTransaction: %s, want 251", describe (r));
+   REQUIRE (has_label (r, TTE), "NoSuchTransaction lacks %s", TTE);
+   REQUIRE (count (coll_of (g.main), NULL, J ("{}")) == 0, "the statement was applied");
+   return true;
+}
+
+/* A txnNumber below the session's highest: TransactionTooOld (225). Starting a newer
+ * transaction aborts the open older one. */
+static bool
+check_rule_too_old (void)
+{
+   mongoc_client_session_t *s = raw_session ();
+   res_t *r;
+   RAW_TXN (s, 10, 1);
+   RAW_TXN (s, 11, 2);
+   r = raw_end (s, "commitTransaction", 11);
+   REQUIRE (r->ok, "commit of the newer transaction: %s", describe (r));
+   r = raw_end (s, "commitTransaction", 10);
+   REQUIRE (code (r) == 225, "commit of the older transaction: %s, want TransactionTooOld 225",
+            describe (r));
+   r = raw_insert (s, 9, 3, true, "");
+   REQUIRE (code (r) == 225, "starting an older transaction: %s, want 225", describe (r));
+   REQUIRE (count (coll_of (g.main), NULL, J ("{}")) == 1 &&
+               count (coll_of (g.main), NULL, J ("{'_id': 2}")) == 1,
+            "want only the newer transaction's document");
+   return true;
+}
+
+/* readConcern on a statement after the first: InvalidOptions (72). */
+static bool
+check_rule_read_concern_first_only (void)
+{
+   mongoc_client_session_t *s = raw_session ();
+   res_t *r;
+   RAW_TXN (s, 10, 1);
+   r = raw_insert (s, 10, 2, false, ", 'readConcern': {'level': 'local'}");
+   REQUIRE (code (r) == 72, "readConcern on the second statement: %s, want InvalidOptions 72",
+            describe (r));
+   return true;
+}
+
+/* writeConcern on a statement inside a transaction: InvalidOptions (72). */
+static bool
+check_rule_no_write_concern_in_txn (void)
+{
+   mongoc_client_session_t *s = raw_session ();
+   res_t *r;
+   RAW_TXN (s, 10, 1);
+   r = raw_insert (s, 10, 2, false, ", 'writeConcern': {'w': 1}");
+   REQUIRE (code (r) == 72, "writeConcern on a transaction statement: %s, want InvalidOptions 72",
+            describe (r));
+   return true;
+}
+
+/* A cursor opened in a transaction is iterated with getMore in the same transaction and sees
+ * the transaction's own writes. */
+static bool
+check_cursor_in_txn (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_cursor_t *cur;
+   const bson_t *doc;
+   bson_error_t err;
+   int i, n = 0;
+   bool failed;
+
+   for (i = 1; i <= 5; i++) {
+      REQUIRE (insert (coll, NULL, J ("{'_id': %d}", i))->ok, "seed insert failed");
+   }
+   {
+      OPEN_TXN (s, g.main, coll, 6);
+      cur = mongoc_collection_find_with_opts (coll, J ("{}"),
+                                              with_session (J ("{'batchSize': 2}"), s), NULL);
+      while (mongoc_cursor_next (cur, &doc)) {
+         n++;
+      }
+      failed = mongoc_cursor_error (cur, &err);
+      mongoc_cursor_destroy (cur);
+      REQUIRE (!failed, "cursor in the transaction: %s", err.message);
+      REQUIRE (n == 6, "the cursor returned %d documents, want 6", n);
+      REQUIRE (commit (s)->ok, "commit failed");
+   }
+   return true;
+}
+
+/* ===== failCommand failpoint options ===================================================== */
+
+/* Runs N raw finds on client C and returns their outcomes as a string owned by a static
+ * buffer: '.' success, 'E' error code 2, '?' anything else. */
+static const char *
+find_pattern (mongoc_client_t *c, int n)
+{
+   static char buf[16];
+   int i;
+   for (i = 0; i < n && i < (int) sizeof buf - 1; i++) {
+      res_t *r = run (c, g.db, J ("{'find': '%s', 'filter': {}}", g.check), NULL);
+      buf[i] = r->ok ? '.' : code (r) == 2 ? 'E' : '?';
+   }
+   buf[i] = '\0';
+   return buf;
+}
+
+static bool
+check_fp_error_code (void)
+{
+   res_t *r = failpoint ("{'times': 1}", "'failCommands': ['find'], 'errorCode': 2");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
+   REQUIRE (code (r) == 2, "find under errorCode 2: %s", describe (r));
+   REQUIRE (r->err.domain == MONGOC_ERROR_SERVER, "error domain %u, want a server error",
+            r->err.domain);
+   return true;
+}
+
+static bool
+check_fp_error_labels (void)
+{
+   res_t *r = failpoint ("{'times': 1}",
+                         "'failCommands': ['find'], 'errorCode': 2,"
+                         " 'errorLabels': ['XdbtxConformanceLabel']");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
+   REQUIRE (code (r) == 2, "find: %s, want code 2", describe (r));
+   REQUIRE (has_label (r, "XdbtxConformanceLabel"), "reply lacks the failpoint's errorLabels");
+   return true;
+}
+
+static bool
+check_fp_close_connection (void)
+{
+   res_t *r = failpoint ("{'times': 1}", "'failCommands': ['find'], 'closeConnection': true");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
+   REQUIRE (!r->ok && r->err.domain == MONGOC_ERROR_STREAM,
+            "find under closeConnection: %s (domain %u), want a network error", describe (r),
+            r->err.domain);
+   r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
+   REQUIRE (r->ok, "find after the closed connection: %s", describe (r));
+   return true;
+}
+
+/* writeConcernError: the write happens and the reply carries the error (ok: 1). */
+static bool
+check_fp_write_concern_error (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   res_t *r = failpoint ("{'times': 1}",
+                         "'failCommands': ['insert'], 'writeConcernError': {'code': 91,"
+                         " 'codeName': 'ShutdownInProgress', 'errmsg': 'Replication is being"
+                         " shut down'}");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = run (g.main, g.db, J ("{'insert': '%s', 'documents': [{'_id': 1}]}", g.check), NULL);
+   REQUIRE (get_int (&r->reply, "ok", 0) == 1, "insert reply not ok: %s", describe (r));
+   REQUIRE (get_int (&r->reply, "writeConcernError.code", 0) == 91,
+            "reply has no writeConcernError with code 91");
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the insert was not applied");
+   return true;
+}
+
+static bool
+check_fp_block_connection (void)
+{
+   int64_t t0, ms;
+   res_t *r = failpoint ("{'times': 1}",
+                         "'failCommands': ['find'], 'blockConnection': true, 'blockTimeMS': 300");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   t0 = now_ms ();
+   r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
+   ms = now_ms () - t0;
+   REQUIRE (r->ok, "blocked find: %s (blockConnection alone must not fail)", describe (r));
+   REQUIRE (ms >= 300, "blocked find took %lld ms, want >= 300", (long long) ms);
+   t0 = now_ms ();
+   r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
+   ms = now_ms () - t0;
+   REQUIRE (r->ok && ms < 300, "the next find (times 1 used up) took %lld ms: %s",
+            (long long) ms, describe (r));
+   return true;
+}
+
+/* A failpoint with an appName hits only clients with that appName. */
+static bool
+check_fp_app_name (void)
+{
+   mongoc_client_t *other = client_new (g.uri1, g.other_app);
+   const char *p;
+   res_t *r = failpoint_for (g.other_app, "'alwaysOn'", "'failCommands': ['find'], 'errorCode': 2");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   p = find_pattern (g.main, 2);
+   REQUIRE (strcmp (p, "..") == 0, "client '%s' was hit: %s", g.app, p);
+   p = find_pattern (other, 2);
+   REQUIRE (strcmp (p, "EE") == 0, "client '%s' got %s, want EE", g.other_app, p);
+   return true;
+}
+
+/* Modes: one table row per mode, the outcomes of successive finds. */
+static bool
+fp_mode (const char *mode, const char *want)
+{
+   res_t *r = failpoint (mode, "'failCommands': ['find'], 'errorCode': 2");
+   const char *p;
+   REQUIRE (r->ok, "configureFailPoint %s: %s", mode, describe (r));
+   p = find_pattern (g.main, (int) strlen (want));
+   REQUIRE (strcmp (p, want) == 0, "mode %s: finds went %s, want %s", mode, p, want);
+   return true;
+}
+
+static bool
+check_fp_mode_times (void)
+{
+   return fp_mode ("{'times': 2}", "EE..");
+}
+
+static bool
+check_fp_mode_skip (void)
+{
+   return fp_mode ("{'skip': 2}", "..EEE");
+}
+
+static bool
+check_fp_mode_always_on_then_off (void)
+{
+   const char *p;
+   if (!fp_mode ("'alwaysOn'", "EEEE")) {
+      return false;
+   }
+   failpoint_off ();
+   p = find_pattern (g.main, 2);
+   REQUIRE (strcmp (p, "..") == 0, "after mode off: %s, want ..", p);
+   return true;
+}
+
+/* ===== commit retries and error labels =================================================== */
+
+/* Commit fails once with 189 (no labels: the server adds RetryableWriteError): libmongoc
+ * retries once with w:"majority" and the commit succeeds. */
+static bool
+check_commit_retry_majority (void)
+{
+   mongoc_client_t *c = client_with_apm ();
+   mongoc_collection_t *coll = coll_of (c);
+   res_t *r;
+   OPEN_TXN (s, c, coll, 1);
+
+   r = failpoint ("{'times': 1}", "'failCommands': ['commitTransaction'], 'errorCode': 189");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = commit (s);
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE (commits.started == 2, "%d commitTransaction commands sent, want 2", commits.started);
+   REQUIRE (commits.failed >= 1 && commits.failed_rwe[0],
+            "the failed commit's reply lacks %s", RWE);
+   REQUIRE (strcmp (commits.w[1], "majority") == 0,
+            "retried commit has writeConcern.w '%s', want 'majority'", commits.w[1]);
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the committed document is missing");
+   return true;
+}
+
+/* Commit fails twice with 189: the commit fails with UnknownTransactionCommitResult, and an
+ * explicit second commit (failpoint off) then succeeds. */
+static bool
+check_commit_unknown_result (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   res_t *r;
+   OPEN_TXN (s, g.main, coll, 1);
+
+   r = failpoint ("{'times': 2}", "'failCommands': ['commitTransaction'], 'errorCode': 189");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = commit (s);
+   REQUIRE (code (r) == 189, "commit: %s, want code 189", describe (r));
+   REQUIRE (has_label (r, UTCR), "failed commit lacks %s", UTCR);
+   failpoint_off ();
+   r = commit (s);
+   REQUIRE (r->ok, "explicit commit retry: %s", describe (r));
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the committed document is missing");
+   return true;
+}
+
+/* The connection closes on commit: libmongoc retries and the commit succeeds, once. */
+static bool
+check_commit_close_connection (void)
+{
+   mongoc_client_t *c = client_with_apm ();
+   mongoc_collection_t *coll = coll_of (c);
+   res_t *r;
+   OPEN_TXN (s, c, coll, 1);
+
+   r = failpoint ("{'times': 1}", "'failCommands': ['commitTransaction'], 'closeConnection': true");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = commit (s);
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE (commits.started == 2, "%d commitTransaction commands sent, want 2", commits.started);
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the committed document is missing");
+   return true;
+}
+
+/* Error labels the server computes itself (wire >= 9): 112 on a transaction statement gets
+ * TransientTransactionError. */
+static bool
+check_server_label_transient (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   res_t *r;
+   OPEN_TXN (s, g.main, coll, 1);
+
+   r = failpoint ("{'times': 1}", "'failCommands': ['insert'], 'errorCode': 112");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = insert (coll, s, J ("{'_id': 2}"));
+   REQUIRE (code (r) == 112, "insert: %s, want 112", describe (r));
+   REQUIRE (has_label (r, TTE), "the server did not add %s to 112 in a transaction", TTE);
+   return true;
+}
+
+/* ... and 10107 (NotWritablePrimary) on commit gets RetryableWriteError: libmongoc retries. */
+static bool
+check_server_label_retryable_commit (void)
+{
+   mongoc_client_t *c = client_with_apm ();
+   mongoc_collection_t *coll = coll_of (c);
+   res_t *r;
+   OPEN_TXN (s, c, coll, 1);
+
+   r = failpoint ("{'times': 1}", "'failCommands': ['commitTransaction'], 'errorCode': 10107");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = commit (s);
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE (commits.failed >= 1 && commits.failed_rwe[0],
+            "the server did not add %s to 10107 on commit", RWE);
+   REQUIRE (commits.started == 2, "%d commitTransaction commands sent, want 2", commits.started);
+   return true;
+}
+
+/* with_transaction reruns its callback after a transient error: insert fails once with 112. */
+typedef struct {
+   mongoc_collection_t *coll;
+   int calls;
+} wt_ctx_t;
+
+static bool
+wt_insert (mongoc_client_session_t *s, void *p, bson_t **reply, bson_error_t *err)
+{
+   wt_ctx_t *ctx = p;
+   bson_t opts = BSON_INITIALIZER, r;
+   bool ok;
+
+   ctx->calls++;
+   ok = mongoc_client_session_append (s, &opts, err) &&
+        mongoc_collection_insert_one (ctx->coll, J ("{'_id': 1}"), &opts, &r, err);
+   if (!ok) {
+      *reply = bson_copy (&r); /* hand the labels back, or with_transaction cannot retry */
+   }
+   bson_destroy (&r);
+   bson_destroy (&opts);
+   return ok;
+}
+
+static bool
+check_with_transaction_reruns (void)
+{
+   wt_ctx_t ctx = {coll_of (g.main), 0};
+   mongoc_client_session_t *s = session_new (g.main);
+   res_t *r = failpoint ("{'times': 1}",
+                         "'failCommands': ['insert'], 'errorCode': 112,"
+                         " 'errorLabels': ['TransientTransactionError']");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_client_session_with_transaction (s, wt_insert, NULL, &ctx, &r->reply, &r->err);
+   REQUIRE (r->ok, "with_transaction: %s", describe (r));
+   REQUIRE (ctx.calls == 2, "callback ran %d times, want 2", ctx.calls);
+   REQUIRE (count (ctx.coll, NULL, J ("{}")) == 1, "want exactly one committed document");
+   return true;
+}
+
+/* with_transaction reruns its callback after a network error on a statement (libmongoc
+ * labels it TransientTransactionError itself): the server must cope with the abandoned
+ * transaction and commit the rerun once. */
+static bool
+check_with_transaction_network_error (void)
+{
+   wt_ctx_t ctx = {coll_of (g.main), 0};
+   mongoc_client_session_t *s = session_new (g.main);
+   res_t *r = failpoint ("{'times': 1}", "'failCommands': ['insert'], 'closeConnection': true");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_client_session_with_transaction (s, wt_insert, NULL, &ctx, &r->reply, &r->err);
+   REQUIRE (r->ok, "with_transaction: %s", describe (r));
+   REQUIRE (ctx.calls == 2, "callback ran %d times, want 2", ctx.calls);
+   REQUIRE (count (ctx.coll, NULL, J ("{}")) == 1, "want exactly one committed document");
+   return true;
+}
+
+/* ===== concurrency ======================================================================= */
+
+/* 4 threads x 25 read-modify-write increments, each in with_transaction on a pooled client:
+ * write conflicts must make the losers retry, so no increment is lost. */
+enum { THREADS = 4, INCREMENTS = 25 };
+
+typedef struct {
+   mongoc_client_pool_t *pool;
+   int failures;
+   char err[256];
+} incr_t;
+
+static bool
+incr_cb (mongoc_client_session_t *s, void *p, bson_t **reply, bson_error_t *err)
+{
+   mongoc_collection_t *coll = p;
+   bson_t opts = BSON_INITIALIZER, r;
+   bson_t *filter = BCON_NEW ("_id", BCON_UTF8 ("counter"));
+   bson_t *upd = NULL;
+   const bson_t *doc;
+   mongoc_cursor_t *cur = NULL;
+   int64_t n = -1;
+   bool ok = false;
+
+   if (!mongoc_client_session_append (s, &opts, err)) {
+      goto out;
+   }
+   cur = mongoc_collection_find_with_opts (coll, filter, &opts, NULL);
+   if (mongoc_cursor_next (cur, &doc)) {
+      n = get_int (doc, "n", -1);
+   } else if (mongoc_cursor_error_document (cur, err, &doc)) {
+      *reply = bson_copy (doc);
+      goto out;
+   }
+   if (n < 0) {
+      bson_set_error (err, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG,
+                      "counter document missing");
+      goto out;
+   }
+   upd = BCON_NEW ("$set", "{", "n", BCON_INT64 (n + 1), "}");
+   ok = mongoc_collection_update_one (coll, filter, upd, &opts, &r, err);
+   if (!ok) {
+      *reply = bson_copy (&r);
+   }
+   bson_destroy (&r);
+out:
+   mongoc_cursor_destroy (cur);
+   bson_destroy (upd);
+   bson_destroy (filter);
+   bson_destroy (&opts);
+   return ok;
+}
+
+static void *
+incr_thread (void *p)
+{
+   static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+   incr_t *t = p;
+   mongoc_client_t *c = mongoc_client_pool_pop (t->pool);
+   mongoc_collection_t *coll = mongoc_client_get_collection (c, g.db, g.check);
+   bson_error_t err;
+   mongoc_client_session_t *s = mongoc_client_start_session (c, NULL, &err);
+   int i;
+
+   for (i = 0; i < INCREMENTS; i++) {
+      bson_t reply;
+      bool ok = s && mongoc_client_session_with_transaction (s, incr_cb, NULL, coll, &reply, &err);
+      if (s) {
+         bson_destroy (&reply);
+      }
+      if (!ok) {
+         pthread_mutex_lock (&mu);
+         if (t->failures++ == 0) {
+            bson_strncpy (t->err, err.message, sizeof t->err);
+         }
+         pthread_mutex_unlock (&mu);
+      }
+   }
+   if (s) {
+      mongoc_client_session_destroy (s);
+   }
+   mongoc_collection_destroy (coll);
+   mongoc_client_pool_push (t->pool, c);
+   return NULL;
+}
+
+static bool
+check_concurrent_increments (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_uri_t *uri = make_uri (g.uri1, g.app);
+   incr_t t = {mongoc_client_pool_new (uri), 0, ""};
+   pthread_t th[THREADS];
+   bson_t *doc;
+   int i;
+
+   mongoc_uri_destroy (uri);
+   mongoc_client_pool_set_error_api (t.pool, MONGOC_ERROR_API_VERSION_2);
+   if (!insert (coll, NULL, J ("{'_id': 'counter', 'n': {'$numberLong': '0'}}"))->ok) {
+      mongoc_client_pool_destroy (t.pool);
+      REQUIRE (false, "seed insert failed");
+   }
+   for (i = 0; i < THREADS; i++) {
+      pthread_create (&th[i], NULL, incr_thread, &t);
+   }
+   for (i = 0; i < THREADS; i++) {
+      pthread_join (th[i], NULL);
+   }
+   mongoc_client_pool_destroy (t.pool);
+   REQUIRE (t.failures == 0, "%d with_transaction calls failed, first: %s", t.failures, t.err);
+   doc = find_one (coll, NULL, J ("{'_id': 'counter'}"));
+   REQUIRE (doc && get_int (doc, "n", -1) == THREADS * INCREMENTS, "counter is %lld, want %d",
+            doc ? (long long) get_int (doc, "n", -1) : -1LL, THREADS * INCREMENTS);
+   return true;
+}
+
+/* ===== the test server's command log ===================================================== */
+
+/* xdbtx-testd records the commands it runs ({xdbtxCommandLog: 1} -> {commands: [{name, db,
+ * lsid, txnNumber, startTransaction, autocommit, appName, ...}]}, clear: true empties it).
+ * A 3-insert transaction logs exactly insert x3 and commitTransaction, all with one txnNumber,
+ * the first insert alone carrying startTransaction. Handshakes, heartbeats, the log command
+ * itself and other clients' commands are left out. */
+static bool
+check_command_log (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   char names[256] = "";
+   bson_iter_t it, entry;
+   res_t *r = admin (J ("{'xdbtxCommandLog': 1, 'clear': true}"));
+   int64_t txn = -1;
+   int i, kept = 0;
+
+   if (code (r) == 59) {
+      SKIP ("no xdbtxCommandLog command (a real server)");
+   }
+   REQUIRE (r->ok, "xdbtxCommandLog clear: %s", describe (r));
+   {
+      OPEN_TXN (s, g.main, coll, 1);
+      for (i = 2; i <= 3; i++) {
+         REQUIRE (insert (coll, s, J ("{'_id': %d}", i))->ok, "insert %d failed", i);
+      }
+      r = commit (s);
+      REQUIRE (r->ok, "commit: %s", describe (r));
+   }
+   r = admin (J ("{'xdbtxCommandLog': 1}"));
+   REQUIRE (r->ok, "xdbtxCommandLog: %s", describe (r));
+   REQUIRE (bson_iter_init_find (&it, &r->reply, "commands") && BSON_ITER_HOLDS_ARRAY (&it) &&
+               bson_iter_recurse (&it, &entry),
+            "reply has no commands array");
+   while (bson_iter_next (&entry)) {
+      bson_t e;
+      uint32_t len;
+      const uint8_t *data;
+      const char *name, *app;
+      bool start_txn;
+
+      REQUIRE (BSON_ITER_HOLDS_DOCUMENT (&entry), "a log entry is not a document");
+      bson_iter_document (&entry, &len, &data);
+      REQUIRE (bson_init_static (&e, data, len), "a log entry is malformed");
+      name = get_str (&e, "name");
+      app = get_str (&e, "appName");
+      REQUIRE (*name, "a log entry has no name");
+      if (!strcasecmp (name, "hello") || !strcasecmp (name, "isMaster") ||
+          !strcmp (name, "xdbtxCommandLog") || (*app && strcmp (app, g.app) != 0)) {
+         continue;
+      }
+      start_txn = bson_iter_init_find (&it, &e, "startTransaction") && bson_iter_as_bool (&it);
+      REQUIRE (start_txn == (kept == 0), "%s (entry %d) %s startTransaction", name, kept + 1,
+               start_txn ? "has" : "lacks");
+      if (kept == 0) {
+         txn = get_int (&e, "txnNumber", -1);
+      }
+      REQUIRE (get_int (&e, "txnNumber", -2) == txn, "%s has txnNumber %lld, the first had %lld",
+               name, (long long) get_int (&e, "txnNumber", -2), (long long) txn);
+      kept++;
+      if (names[0]) {
+         bson_strncpy (names + strlen (names), ",", sizeof names - strlen (names));
+      }
+      bson_strncpy (names + strlen (names), name, sizeof names - strlen (names));
+   }
+   REQUIRE (strcmp (names, "insert,insert,insert,commitTransaction") == 0,
+            "log after clear: [%s], want [insert,insert,insert,commitTransaction]", names);
+   return true;
+}
+
+/* ===== runner ============================================================================ */
+
+static const struct {
+   const char *name;
+   bool (*fn) (void);
+} checks[] = {
+   {"snapshot_read", check_snapshot_read},
+   {"snapshot_read_rc_snapshot", check_snapshot_read_rc_snapshot},
+   {"no_dirty_read", check_no_dirty_read},
+   {"write_conflict", check_write_conflict},
+   {"write_conflict_after_snapshot", check_write_conflict_after_snapshot},
+   {"write_conflict_insert", check_write_conflict_insert},
+   {"kill_sessions_aborts", check_kill_sessions_aborts},
+   {"commit_twice", check_commit_twice},
+   {"cluster_time", check_cluster_time},
+   {"abort_discards", check_abort_discards},
+   {"lifetime_expiry", check_lifetime_expiry},
+   {"blocked_write_times_out", check_blocked_write_times_out},
+   {"blocked_write_resumes", check_blocked_write_resumes},
+   {"duplicate_key_in_txn", check_duplicate_key_in_txn},
+   {"unique_index", check_unique_index},
+   {"int64_inc", check_int64_inc},
+   {"standalone_refuses", check_standalone_refuses},
+   {"two_clusters_independent", check_two_clusters_independent},
+   {"txn_options_majority", check_txn_options_majority},
+   {"causal_session", check_causal_session},
+   {"retryable_insert_replay", check_retryable_insert_replay},
+   {"retryable_update_replay", check_retryable_update_replay},
+   {"rule_abort_committed", check_rule_abort_committed},
+   {"rule_commit_aborted", check_rule_commit_aborted},
+   {"rule_no_such_transaction", check_rule_no_such_transaction},
+   {"rule_too_old", check_rule_too_old},
+   {"rule_read_concern_first_only", check_rule_read_concern_first_only},
+   {"rule_no_write_concern_in_txn", check_rule_no_write_concern_in_txn},
+   {"cursor_in_txn", check_cursor_in_txn},
+   {"fp_error_code", check_fp_error_code},
+   {"fp_error_labels", check_fp_error_labels},
+   {"fp_close_connection", check_fp_close_connection},
+   {"fp_write_concern_error", check_fp_write_concern_error},
+   {"fp_block_connection", check_fp_block_connection},
+   {"fp_app_name", check_fp_app_name},
+   {"fp_mode_times", check_fp_mode_times},
+   {"fp_mode_skip", check_fp_mode_skip},
+   {"fp_mode_always_on_then_off", check_fp_mode_always_on_then_off},
+   {"commit_retry_majority", check_commit_retry_majority},
+   {"commit_unknown_result", check_commit_unknown_result},
+   {"commit_close_connection", check_commit_close_connection},
+   {"server_label_transient", check_server_label_transient},
+   {"server_label_retryable_commit", check_server_label_retryable_commit},
+   {"with_transaction_reruns", check_with_transaction_reruns},
+   {"with_transaction_network_error", check_with_transaction_network_error},
+   {"concurrent_increments", check_concurrent_increments},
+   {"command_log", check_command_log},
+};
+
+/* libmongoc's warnings become TAP comments, except the expected "Error in abortTransaction"
+ * after the server already aborted a transaction (WriteConflict, expiry, ...), which is
+ * counted and reported once per check. */
+static pthread_mutex_t abort_warnings_mu = PTHREAD_MUTEX_INITIALIZER;
+static int abort_warnings;
+
+static void
+log_handler (mongoc_log_level_t level, const char *domain, const char *msg, void *data)
+{
+   if (level > MONGOC_LOG_LEVEL_WARNING) {
+      return;
+   }
+   if (strncmp (msg, "Error in abortTransaction", 25) == 0) {
+      pthread_mutex_lock (&abort_warnings_mu);
+      abort_warnings++;
+      pthread_mutex_unlock (&abort_warnings_mu);
+      return;
+   }
+   printf ("# libmongoc %s: %s\n", mongoc_log_level_str (level), msg);
+}
+
+static void
+drop_db (const char *uri)
+{
+   mongoc_client_t *c = client_new_raw (uri, g.app);
+   bson_t *cmd = BCON_NEW ("dropDatabase", BCON_INT32 (1));
+   mongoc_client_command_simple (c, g.db, cmd, NULL, NULL, NULL);
+   bson_destroy (cmd);
+   mongoc_client_destroy (c);
+}
+
+int
+main (void)
+{
+   const char *only = getenv ("XDBTX_CONFORMANCE_ONLY"); /* run one check by name */
+   int n = (int) (sizeof checks / sizeof checks[0]);
+   int i, tap = 0, failed = 0;
+
+   setvbuf (stdout, NULL, _IOLBF, 0);
+   g.uri1 = getenv ("XDBTX_TEST_URI");
+   g.uri2 = getenv ("XDBTX_TEST_URI2");
+   g.uri_standalone = getenv ("XDBTX_TEST_STANDALONE_URI");
+   if (g.uri2 && !*g.uri2) {
+      g.uri2 = NULL;
+   }
+   if (g.uri_standalone && !*g.uri_standalone) {
+      g.uri_standalone = NULL;
+   }
+   if (!g.uri1 || !*g.uri1) {
+      printf ("1..0 # SKIP no server\n");
+      return 0;
+   }
+   mongoc_init ();
+   mongoc_log_set_handler (log_handler, NULL);
+   snprintf (g.db, sizeof g.db, "xdbtx_conf_%ld", (long) getpid ());
+   snprintf (g.app, sizeof g.app, "xdbtx-conf-%ld", (long) getpid ());
+   snprintf (g.other_app, sizeof g.other_app, "xdbtx-conf-other-%ld", (long) getpid ());
+   g.main = client_new_raw (g.uri1, g.app);
+
+   for (i = 0; i < n; i++) {
+      bool ok;
+      int64_t t0;
+      if (only && strcmp (only, checks[i].name) != 0) {
+         continue;
+      }
+      g.check = checks[i].name;
+      g.why[0] = '\0';
+      g.skipped = false;
+      run (g.main, g.db, J ("{'create': '%s'}", g.check), NULL);
+      t0 = now_ms ();
+      ok = checks[i].fn ();
+      arena_release ();
+      failpoint_off ();
+      arena_release ();
+      tap++;
+      if (now_ms () - t0 > 5000) {
+         printf ("# %s took %lld ms\n", g.check, (long long) (now_ms () - t0));
+      }
+      if (abort_warnings) {
+         printf ("# %s: %d expected 'Error in abortTransaction' warnings from libmongoc\n",
+                 g.check, abort_warnings);
+         abort_warnings = 0;
+      }
+      if (g.skipped) {
+         printf ("ok %d - %s # SKIP %s\n", tap, g.check, g.why);
+      } else if (ok) {
+         printf ("ok %d - %s\n", tap, g.check);
+      } else {
+         failed++;
+         printf ("not ok %d - %s # %s\n", tap, g.check, g.why);
+      }
+   }
+
+   drop_db (g.uri1);
+   if (g.uri2) {
+      drop_db (g.uri2);
+   }
+   mongoc_client_destroy (g.main);
+   mongoc_cleanup ();
+   printf ("1..%d\n", tap);
+   return failed ? 1 : 0;
+}

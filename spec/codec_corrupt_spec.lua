@@ -1,0 +1,103 @@
+-- Decoding untrusted bytes: truncated, corrupted or hostile input raises an
+-- xdbtx.Error (domain "codec", phase "decode") and never crashes; whatever
+-- does decode re-encodes. (spec/fuzz/ pushes far more inputs through the
+-- same path under AddressSanitizer.)
+local x = require "xdbtx.core"
+local U = dofile("spec/fixtures/codec_util.lua")
+
+package.path = "./bench/?.lua;" .. package.path
+local docs = require "docs"
+
+local function le32(n)
+  return string.char(n % 256, math.floor(n / 256) % 256, math.floor(n / 65536) % 256,
+    math.floor(n / 16777216) % 256)
+end
+
+local function doc(body)
+  return le32(4 + #body + 1) .. body .. "\0"
+end
+
+local function decode_error(bytes)
+  local err = U.refused(x.decode, bytes)
+  assert.equal("codec", err.domain)
+  assert.equal("decode", err.phase)
+  return err
+end
+
+describe("codec: corrupt input #luajit", function()
+  local good = x.encode(docs.medium())
+
+  it("every truncation of a valid document is refused", function()
+    for n = 0, #good - 1 do
+      decode_error(good:sub(1, n))
+    end
+  end)
+
+  it("trailing bytes are refused", function()
+    decode_error(good .. "\0")
+  end)
+
+  it("every single-byte corruption decodes or is refused, never crashes", function()
+    local decoded, refused = 0, 0
+    for i = 1, #good do
+      for _, b in ipairs({ 0, 1, 0x7f, 0x80, 0xff, (good:byte(i) + 1) % 256 }) do
+        local bad = good:sub(1, i - 1) .. string.char(b) .. good:sub(i + 1)
+        local ok, res = pcall(x.decode, bad)
+        if ok then
+          decoded = decoded + 1
+          x.encode(res)
+        else
+          assert.is_true(x.is_error(res), tostring(res))
+          assert.equal("decode", res.phase)
+          refused = refused + 1
+        end
+      end
+    end
+    assert.is_true(decoded > 0 and refused > 0)
+  end)
+
+  local cases = {
+    { "too short", "\5\0\0" },
+    { "length larger than the data", le32(100) .. "\0" },
+    { "length smaller than the data", le32(5) .. "\16a\0\1\0\0\0\0" },
+    { "missing terminator", le32(5) .. "\1" },
+    { "unknown element type", doc("\32a\0") },
+    { "element running past the end", doc("\16a\0\1\0") },
+    { "string length past the end", doc("\2a\0" .. le32(1000) .. "x\0") },
+    { "string length zero", doc("\2a\0" .. le32(0)) },
+    { "string without NUL terminator", doc("\2a\0" .. le32(2) .. "xy") },
+    { "negative string length", doc("\2a\0\255\255\255\255x\0") },
+    { "invalid UTF-8 in a string", doc("\2a\0" .. le32(2) .. "\255\0") },
+    { "invalid UTF-8 in a key", doc("\16\255\0\1\0\0\0") },
+    { "subdocument length past the parent", doc("\3a\0" .. le32(200) .. "\0") },
+    { "subdocument without terminator", doc("\3a\0" .. le32(6) .. "\16\0") },
+    { "binary length past the end", doc("\5a\0" .. le32(100) .. "\0abc") },
+    { "old binary with a wrong inner length", doc("\5a\0" .. le32(7) .. "\2" .. le32(9) .. "abc") },
+    { "regex without terminators", doc("\11a\0abc") },
+    { "DBPointer (unsupported)", doc("\12a\0" .. le32(2) .. "c\0" .. string.rep("\0", 12)) },
+    { "code with scope (unsupported)", doc("\15a\0" .. le32(19) .. le32(2) .. "c\0" .. le32(5) .. "\0") },
+    { "key without terminator", le32(7) .. "\16abc" },
+  }
+  for _, c in ipairs(cases) do
+    it(c[1], function()
+      decode_error(c[2])
+    end)
+  end
+
+  it("the error names where it happened", function()
+    local bad = x.encode({ a = { b = setmetatable({ "ok", "ok" }, x.array_mt) } })
+    bad = bad:gsub("ok", "\255k", 2):gsub("\255k", "ok", 1)
+    assert.equal("doc.a.b[2]: string is not valid UTF-8", decode_error(bad).message)
+  end)
+
+  it("nesting beyond 200 levels is refused when decoding", function()
+    local body = "\16x\0\1\0\0\0"
+    for _ = 1, 201 do body = "\3a\0" .. doc(body) end
+    assert.truthy(decode_error(doc(body)).message:find("nesting deeper than 200 levels", 1, true))
+  end)
+
+  it("deprecated symbol and undefined decode as string and null", function()
+    assert.equal("sym", x.decode(doc("\14s\0" .. le32(4) .. "sym\0")).s)
+    assert.equal(x.null, x.decode(doc("\6u\0")).u)
+  end)
+end)

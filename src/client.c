@@ -1,0 +1,476 @@
+/*
+ * client.c - the process-wide pool registry, command monitoring, topology.
+ *
+ * One entry per (URI, options) key, shared by every thread and every Lua
+ * state of the process (OpenResty thread VMs included); entries are never
+ * freed. The libmongoc pool behind an entry is made on first use and made
+ * again in a forked child, whose copy of the parent's pool is abandoned:
+ * destroying it would talk on the parent's sockets and join threads that do
+ * not exist here. APM callbacks are installed on every pool before its first
+ * pop; they only copy events into a bounded queue and never call out, so no
+ * Lua ever runs inside libmongoc. mongoc_cleanup is never called.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xcore.h"
+
+struct xdbtx_pool_t {
+   char *key;                     /* registry key, also the client id */
+   char *uri_str;                 /* the URI as given */
+   mongoc_uri_t *uri;             /* parsed, with the options applied */
+   mongoc_client_pool_t *mpool;   /* NULL until first use; guarded by reg_lock */
+   pid_t pid;                     /* the process that made mpool */
+   int monitoring;                /* read with __atomic by the APM callbacks */
+   pthread_mutex_t qlock;         /* guards the event queue */
+   xdbtx_event_t *head, *tail;
+   uint32_t count, dropped;
+   struct xdbtx_pool_t *next;
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static xdbtx_pool_t *registry;
+static bool log_on;
+
+static void
+log_handler (mongoc_log_level_t level, const char *domain, const char *message, void *data)
+{
+   if (log_on) {
+      mongoc_log_default_handler (level, domain, message, data);
+   }
+}
+
+/* Keep the registry lock consistent across fork: the child's only thread
+ * must not inherit it held by a thread that does not exist there. */
+static void
+fork_prepare (void)
+{
+   pthread_mutex_lock (&reg_lock);
+}
+
+static void
+fork_release (void)
+{
+   pthread_mutex_unlock (&reg_lock);
+}
+
+static void
+init_process (void)
+{
+   const char *env = getenv ("XDBTX_MONGOC_LOG");
+
+   log_on = env && env[0] && strcmp (env, "0") != 0;
+   mongoc_log_set_handler (log_handler, NULL);
+   mongoc_init ();
+   pthread_atfork (fork_prepare, fork_release, fork_release);
+}
+
+void
+xdbtx_init (void)
+{
+   pthread_once (&init_once, init_process);
+}
+
+/* ---- command monitoring ------------------------------------------------ */
+
+static void
+queue_event (xdbtx_pool_t *p, xdbtx_event_t *ev)
+{
+   pthread_mutex_lock (&p->qlock);
+   if (p->count >= XDBTX_EVENTS_MAX) {
+      p->dropped++;
+      pthread_mutex_unlock (&p->qlock);
+      xdbtx_events_free (ev);
+      return;
+   }
+   if (p->tail) {
+      p->tail->next = ev;
+   } else {
+      p->head = ev;
+   }
+   p->tail = ev;
+   p->count++;
+   pthread_mutex_unlock (&p->qlock);
+}
+
+static xdbtx_event_t *
+event_new (xdbtx_event_type_t type, const char *name, int64_t request_id, const bson_t *doc)
+{
+   xdbtx_event_t *ev = bson_malloc0 (sizeof *ev);
+
+   ev->type = type;
+   bson_strncpy (ev->command_name, name ? name : "", sizeof ev->command_name);
+   ev->request_id = request_id;
+   ev->doc = doc ? bson_copy (doc) : NULL;
+   return ev;
+}
+
+static void
+on_started (const mongoc_apm_command_started_t *e)
+{
+   xdbtx_pool_t *p = mongoc_apm_command_started_get_context (e);
+   xdbtx_event_t *ev;
+
+   if (!__atomic_load_n (&p->monitoring, __ATOMIC_RELAXED)) {
+      return;
+   }
+   ev = event_new (XDBTX_EVENT_STARTED,
+                   mongoc_apm_command_started_get_command_name (e),
+                   mongoc_apm_command_started_get_request_id (e),
+                   mongoc_apm_command_started_get_command (e));
+   bson_strncpy (ev->database_name,
+                 mongoc_apm_command_started_get_database_name (e),
+                 sizeof ev->database_name);
+   queue_event (p, ev);
+}
+
+static void
+on_succeeded (const mongoc_apm_command_succeeded_t *e)
+{
+   xdbtx_pool_t *p = mongoc_apm_command_succeeded_get_context (e);
+   xdbtx_event_t *ev;
+
+   if (!__atomic_load_n (&p->monitoring, __ATOMIC_RELAXED)) {
+      return;
+   }
+   ev = event_new (XDBTX_EVENT_SUCCEEDED,
+                   mongoc_apm_command_succeeded_get_command_name (e),
+                   mongoc_apm_command_succeeded_get_request_id (e),
+                   mongoc_apm_command_succeeded_get_reply (e));
+   ev->duration_us = mongoc_apm_command_succeeded_get_duration (e);
+   queue_event (p, ev);
+}
+
+static void
+on_failed (const mongoc_apm_command_failed_t *e)
+{
+   xdbtx_pool_t *p = mongoc_apm_command_failed_get_context (e);
+   xdbtx_event_t *ev;
+   bson_error_t error;
+
+   if (!__atomic_load_n (&p->monitoring, __ATOMIC_RELAXED)) {
+      return;
+   }
+   ev = event_new (XDBTX_EVENT_FAILED,
+                   mongoc_apm_command_failed_get_command_name (e),
+                   mongoc_apm_command_failed_get_request_id (e),
+                   mongoc_apm_command_failed_get_reply (e));
+   ev->duration_us = mongoc_apm_command_failed_get_duration (e);
+   mongoc_apm_command_failed_get_error (e, &error);
+   bson_strncpy (ev->error, error.message, sizeof ev->error);
+   queue_event (p, ev);
+}
+
+void
+xdbtx_pool_monitor (xdbtx_pool_t *pool, bool on)
+{
+   __atomic_store_n (&pool->monitoring, on ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+xdbtx_event_t *
+xdbtx_pool_drain (xdbtx_pool_t *pool, uint32_t *dropped)
+{
+   xdbtx_event_t *list;
+
+   pthread_mutex_lock (&pool->qlock);
+   list = pool->head;
+   pool->head = pool->tail = NULL;
+   pool->count = 0;
+   if (dropped) {
+      *dropped = pool->dropped;
+   }
+   pool->dropped = 0;
+   pthread_mutex_unlock (&pool->qlock);
+   return list;
+}
+
+void
+xdbtx_events_free (xdbtx_event_t *list)
+{
+   xdbtx_event_t *next;
+
+   for (; list; list = next) {
+      next = list->next;
+      if (list->doc) {
+         bson_destroy (list->doc);
+      }
+      bson_free (list);
+   }
+}
+
+/* ---- the registry ------------------------------------------------------ */
+
+static char *
+make_key (const char *uri, const xdbtx_pool_opts_t *o)
+{
+   char extra[64];
+   char *key = bson_strdup (uri), *tmp;
+   const char *sep = "#";
+
+   if (o && o->app_name) {
+      tmp = bson_strdup_printf ("%s%sapp_name=%s", key, sep, o->app_name);
+      bson_free (key);
+      key = tmp;
+      sep = "&";
+   }
+   if (o && o->max_pool_size > 0) {
+      snprintf (extra, sizeof extra, "%smax_pool_size=%d", sep, (int) o->max_pool_size);
+      tmp = bson_strdup_printf ("%s%s", key, extra);
+      bson_free (key);
+      key = tmp;
+      sep = "&";
+   }
+   if (o && o->server_selection_timeout_ms > 0) {
+      snprintf (extra, sizeof extra, "%sserver_selection_timeout_ms=%d", sep,
+                (int) o->server_selection_timeout_ms);
+      tmp = bson_strdup_printf ("%s%s", key, extra);
+      bson_free (key);
+      key = tmp;
+   }
+   return key;
+}
+
+static mongoc_uri_t *
+parse_uri (const char *uri_str, const xdbtx_pool_opts_t *o, xdbtx_error_t *err)
+{
+   bson_error_t error;
+   mongoc_uri_t *uri = mongoc_uri_new_with_error (uri_str, &error);
+
+   if (!uri) {
+      xdbtx_error_from_mongoc (err, &error, NULL, "connect");
+      xdbtx_error_prefix (err, "invalid URI '%s'", uri_str);
+      return NULL;
+   }
+   if (o && o->app_name && !mongoc_uri_set_appname (uri, o->app_name)) {
+      xdbtx_error_set (err, XDBTX_DOMAIN_ARG, 0, "connect",
+                       "invalid app_name '%s' (at most 128 bytes)", o->app_name);
+      mongoc_uri_destroy (uri);
+      return NULL;
+   }
+   if (o && o->max_pool_size > 0) {
+      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_MAXPOOLSIZE, o->max_pool_size);
+   }
+   if (o && o->server_selection_timeout_ms > 0) {
+      mongoc_uri_set_option_as_int32 (
+         uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, o->server_selection_timeout_ms);
+   }
+   /* A Lua state that holds every client of the pool (sessions, open
+    * cursors) would wait forever for one more: bound the wait instead. */
+   if (!mongoc_uri_has_option (uri, MONGOC_URI_WAITQUEUETIMEOUTMS)) {
+      mongoc_uri_set_option_as_int32 (
+         uri, MONGOC_URI_WAITQUEUETIMEOUTMS,
+         mongoc_uri_get_option_as_int32 (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 30000));
+   }
+   return uri;
+}
+
+bool
+xdbtx_pool_get (const char *uri_str,
+                const xdbtx_pool_opts_t *opts,
+                xdbtx_pool_t **out,
+                xdbtx_error_t *err)
+{
+   char *key;
+   xdbtx_pool_t *p;
+   mongoc_uri_t *uri;
+
+   xdbtx_init ();
+   key = make_key (uri_str, opts);
+   pthread_mutex_lock (&reg_lock);
+   for (p = registry; p; p = p->next) {
+      if (strcmp (p->key, key) == 0) {
+         break;
+      }
+   }
+   pthread_mutex_unlock (&reg_lock);
+   if (p) {
+      bson_free (key);
+      *out = p;
+      return true;
+   }
+   /* Parse outside the lock; a racing registration of the same key wins
+    * below and this one is thrown away. */
+   uri = parse_uri (uri_str, opts, err);
+   if (!uri) {
+      bson_free (key);
+      return false;
+   }
+   pthread_mutex_lock (&reg_lock);
+   for (p = registry; p; p = p->next) {
+      if (strcmp (p->key, key) == 0) {
+         break;
+      }
+   }
+   if (!p) {
+      p = bson_malloc0 (sizeof *p);
+      p->key = key;
+      p->uri_str = bson_strdup (uri_str);
+      p->uri = uri;
+      pthread_mutex_init (&p->qlock, NULL);
+      p->next = registry;
+      registry = p;
+      key = NULL;
+      uri = NULL;
+   }
+   pthread_mutex_unlock (&reg_lock);
+   bson_free (key);
+   mongoc_uri_destroy (uri);
+   *out = p;
+   return true;
+}
+
+const char *
+xdbtx_pool_id (const xdbtx_pool_t *pool)
+{
+   return pool->key;
+}
+
+const char *
+xdbtx_pool_uri (const xdbtx_pool_t *pool)
+{
+   return pool->uri_str;
+}
+
+/* The libmongoc pool for this process, made now if needed. Caller holds
+ * reg_lock. */
+static mongoc_client_pool_t *
+current_pool (xdbtx_pool_t *p, xdbtx_error_t *err)
+{
+   pid_t pid = getpid ();
+   mongoc_apm_callbacks_t *cbs;
+   bson_error_t error;
+
+   if (p->mpool && p->pid == pid) {
+      return p->mpool;
+   }
+   if (p->mpool) {
+      /* Forked child: abandon the parent's pool and its queue lock, which a
+       * parent thread may have held at the fork. */
+      p->mpool = NULL;
+      pthread_mutex_init (&p->qlock, NULL);
+      xdbtx_events_free (p->head);
+      p->head = p->tail = NULL;
+      p->count = p->dropped = 0;
+   }
+   p->mpool = mongoc_client_pool_new_with_error (p->uri, &error);
+   if (!p->mpool) {
+      xdbtx_error_from_mongoc (err, &error, NULL, "connect");
+      return NULL;
+   }
+   p->pid = pid;
+   mongoc_client_pool_set_error_api (p->mpool, MONGOC_ERROR_API_VERSION_2);
+   cbs = mongoc_apm_callbacks_new ();
+   mongoc_apm_set_command_started_cb (cbs, on_started);
+   mongoc_apm_set_command_succeeded_cb (cbs, on_succeeded);
+   mongoc_apm_set_command_failed_cb (cbs, on_failed);
+   mongoc_client_pool_set_apm_callbacks (p->mpool, cbs, p);
+   mongoc_apm_callbacks_destroy (cbs);
+   return p->mpool;
+}
+
+mongoc_client_t *
+xdbtx_pool_pop (xdbtx_pool_t *pool, xdbtx_error_t *err)
+{
+   mongoc_client_pool_t *mp;
+   mongoc_client_t *client;
+
+   pthread_mutex_lock (&reg_lock);
+   mp = current_pool (pool, err);
+   pthread_mutex_unlock (&reg_lock);
+   if (!mp) {
+      return NULL;
+   }
+   client = mongoc_client_pool_pop (mp);
+   if (!client) {
+      xdbtx_error_set (err, MONGOC_ERROR_CLIENT, 0, "connect",
+                       "no free client in the pool of '%s' within %d ms (max_pool_size %d): "
+                       "close sessions and cursors that are no longer used",
+                       pool->key,
+                       (int) mongoc_uri_get_option_as_int32 (
+                          pool->uri, MONGOC_URI_WAITQUEUETIMEOUTMS, 0),
+                       (int) mongoc_uri_get_option_as_int32 (
+                          pool->uri, MONGOC_URI_MAXPOOLSIZE, 100));
+   }
+   return client;
+}
+
+void
+xdbtx_pool_push (xdbtx_pool_t *pool, mongoc_client_t *client)
+{
+   mongoc_client_pool_t *mp;
+
+   if (!client) {
+      return;
+   }
+   pthread_mutex_lock (&reg_lock);
+   mp = pool->pid == getpid () ? pool->mpool : NULL;
+   pthread_mutex_unlock (&reg_lock);
+   /* A client popped before a fork belongs to the parent: leave it be. */
+   if (mp) {
+      mongoc_client_pool_push (mp, client);
+   }
+}
+
+const char *
+xdbtx_pool_topology (xdbtx_pool_t *pool, xdbtx_error_t *err)
+{
+   mongoc_client_t *client = xdbtx_pool_pop (pool, err);
+   mongoc_server_description_t *sd;
+   bson_error_t error;
+   const char *type, *res;
+
+   if (!client) {
+      return NULL;
+   }
+   sd = mongoc_client_select_server (client, false, NULL, &error);
+   if (!sd) {
+      xdbtx_pool_push (pool, client);
+      xdbtx_error_from_mongoc (err, &error, NULL, "connect");
+      return NULL;
+   }
+   type = mongoc_server_description_type (sd);
+   if (strcmp (type, "Standalone") == 0) {
+      res = "standalone";
+   } else if (strcmp (type, "Mongos") == 0) {
+      res = "sharded";
+   } else if (strncmp (type, "RS", 2) == 0 || strcmp (type, "PossiblePrimary") == 0) {
+      res = "replicaset";
+   } else {
+      res = "unknown";
+   }
+   mongoc_server_description_destroy (sd);
+   xdbtx_pool_push (pool, client);
+   return res;
+}
+
+bool
+xdbtx_pool_command (xdbtx_pool_t *pool,
+                    xdbtx_session_t *session,
+                    const char *db,
+                    const bson_t *cmd,
+                    const mongoc_read_prefs_t *read_prefs,
+                    bson_t *opts,
+                    bson_t *reply,
+                    xdbtx_error_t *err)
+{
+   xdbtx_op_t op;
+   bson_error_t error;
+   bool ok;
+
+   if (!xdbtx_session_check_read (session, err) ||
+       !xdbtx_op_begin (&op, pool, session, opts, err)) {
+      bson_init (reply);
+      return false;
+   }
+   ok = mongoc_client_command_with_opts (op.client, db, cmd, read_prefs, op.opts, reply,
+                                         &error);
+   if (!ok) {
+      xdbtx_error_from_mongoc (err, &error, reply, "operation");
+   }
+   xdbtx_op_end (&op);
+   return ok;
+}

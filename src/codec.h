@@ -1,0 +1,181 @@
+/*
+ * codec.h - private header shared by codec.c (table <-> BSON walking) and
+ * codec_types.c (typed values: ObjectId, Date, ..., the null sentinel).
+ *
+ * Every typed value is one userdata layout (codec_val_t) under a metatable
+ * per kind ("xdbtx.ObjectId", ...). Each of those metatables holds the kind
+ * number under a private light-userdata key, so the encoder identifies a
+ * value with one raw lookup and never compares metatable names or strings.
+ * Metatables and singletons are kept in the registry under the addresses of
+ * static variables, never under guessable string keys.
+ *
+ * The rules DESIGN.md "Values" leaves open, as built:
+ * - xdbtx.type(v): "objectid" "date" "timestamp" "decimal128" "binary"
+ *   (UUIDs too) "regex" "code" "minkey" "maxkey" "null" "int32" "int64"
+ *   "double" "array" "document" (ordered too) "string" "boolean", and for
+ *   plain numbers "integer" / "float"; other values: their Lua type name.
+ * - LuaJIT numbers: integral, not -0.0, |x| <= 2^53 -> int32 when it fits,
+ *   else int64; everything else (fractions, -0.0, NaN, inf, beyond 2^53) ->
+ *   double; xdbtx.double(x) forces a double. Decoding: int32 -> number,
+ *   int64 -> number when |v| <= 2^53, else an exact xdbtx.Int64 (tostring
+ *   gives the digits; ==, <, <= between Int64s; LuaJIT never calls them for
+ *   number/Int64 mixes). So under LuaJIT a double 3.0 comes back as 3 and
+ *   re-encodes as int32 unless decoded with {exact = true}.
+ * - decode(bytes, {ordered = true}): documents come back as xdbtx.ordered
+ *   values (o.key reads a field, key order kept); {exact = true} also keeps
+ *   widths (small int64 -> Int64, LuaJIT integral doubles/NaN -> Double),
+ *   so encode(decode(b, {exact = true})) == b.
+ * - Deprecated BSON: symbol -> string, undefined -> null; DBPointer and
+ *   code-with-scope are refused on decode.
+ * - UTF-8 is checked by libbson (bson_utf8_validate), which accepts the
+ *   two-byte form C0 80 of U+0000 inside string values.
+ * - tostring: ObjectId("hex"), Date("ISO-8601"), Timestamp(t, i),
+ *   Decimal128("s"), Binary(subtype, "base64"), UUID("8-4-4-4-12") for
+ *   subtype 4, /pattern/flags, Code("src"), MinKey, MaxKey, null, digits.
+ */
+#ifndef XDBTX_CODEC_H
+#define XDBTX_CODEC_H
+
+#include <string.h>
+
+#include "lxdbtx.h"
+
+/* Nesting limit of encoded documents, counting the top-level document as
+ * level 1 (MongoDB's own limit). */
+#define CODEC_MAX_DEPTH 100
+/* Decoding accepts deeper input (server replies wrap stored documents),
+ * bounded so that corrupt input cannot exhaust the C stack. */
+#define CODEC_DECODE_MAX_DEPTH 200
+/* MongoDB's maxBsonObjectSize. */
+#define CODEC_MAX_BYTES (16 * 1024 * 1024)
+
+enum codec_kind {
+   CODEC_OID = 1,
+   CODEC_DATE,
+   CODEC_TIMESTAMP,
+   CODEC_DECIMAL128,
+   CODEC_BINARY,
+   CODEC_REGEX,
+   CODEC_CODE,
+   CODEC_MINKEY,
+   CODEC_MAXKEY,
+   CODEC_NULL,
+   CODEC_INT32,
+   CODEC_INT64,
+   CODEC_DOUBLE,
+   CODEC_KIND_COUNT
+};
+
+/* The one userdata layout of every typed value. `data` holds the binary
+ * bytes, the code source, or the regex pattern then its flags (each
+ * NUL-terminated); len is the byte count of data (binary, code, pattern),
+ * len2 the length of the regex flags. */
+typedef struct codec_val_t {
+   int kind;
+   uint32_t len;
+   uint32_t len2;
+   uint8_t subtype;
+   union {
+      bson_oid_t oid;
+      int64_t i64;
+      int32_t i32;
+      double d;
+      struct {
+         uint32_t t, i;
+      } ts;
+      bson_decimal128_t dec;
+   } u;
+   char data[];
+} codec_val_t;
+
+/* Registry keys (their addresses are the keys). */
+extern const char codec_tag_key;          /* in each typed metatable: kind */
+extern const char codec_array_mt_key;     /* xdbtx.array_mt */
+extern const char codec_ordered_mt_key;   /* metatable of xdbtx.ordered{} */
+extern const char codec_null_key;         /* the xdbtx.null sentinel */
+
+static inline void
+codec_rawgetp (lua_State *L, int idx, const void *p)
+{
+#if LUA_VERSION_NUM >= 502
+   lua_rawgetp (L, idx, p);
+#else
+   idx = lua_absindex (L, idx);
+   lua_pushlightuserdata (L, (void *) (uintptr_t) p);
+   lua_rawget (L, idx);
+#endif
+}
+
+static inline void
+codec_rawsetp (lua_State *L, int idx, const void *p)
+{
+#if LUA_VERSION_NUM >= 502
+   lua_rawsetp (L, idx, p);
+#else
+   idx = lua_absindex (L, idx);
+   lua_pushlightuserdata (L, (void *) (uintptr_t) p);
+   lua_insert (L, -2);
+   lua_rawset (L, idx);
+#endif
+}
+
+/* Push a new typed value of `kind` with `extra` bytes of data (zeroed
+ * header, metatable set). Returns it; the Lua stack owns it. */
+codec_val_t *codec_val_push (lua_State *L, int kind, size_t extra);
+
+/* The typed value at idx, or NULL when idx holds anything else. */
+codec_val_t *codec_val_test (lua_State *L, int idx);
+
+/* Push xdbtx.null / xdbtx.minkey / xdbtx.maxkey (singletons). */
+void codec_push_singleton (lua_State *L, int kind);
+
+/* Push an int64: a Lua integer (5.4); under LuaJIT a number when exact
+ * (|v| <= 2^53), else an xdbtx.Int64. */
+void codec_push_int64 (lua_State *L, int64_t v);
+
+/* Lua name of a kind for xdbtx.type: "objectid", "date", ... */
+const char *codec_kind_name (int kind);
+
+/* True when s[0..n) is valid UTF-8; allow_nul permits U+0000 bytes. */
+bool codec_utf8_valid (const char *s, size_t n, bool allow_nul);
+
+/* The same, inline: plain ASCII (the usual keys and values) is checked
+ * eight bytes at a time here; anything else goes to codec_utf8_valid. */
+static inline bool
+codec_text_ok (const char *s, size_t n, bool allow_nul)
+{
+   const uint64_t ones = UINT64_C (0x0101010101010101), high = UINT64_C (0x8080808080808080);
+   size_t i = 0;
+   uint64_t w;
+
+   for (; i + 8 <= n; i += 8) {
+      memcpy (&w, s + i, 8);
+      if ((w | (allow_nul ? 0 : (w - ones) & ~w)) & high) {
+         return codec_utf8_valid (s + i, n - i, allow_nul);
+      }
+   }
+   for (; i < n; i++) {
+      unsigned char c = (unsigned char) s[i];
+      if (c >= 0x80 || (!allow_nul && c == 0)) {
+         return codec_utf8_valid (s + i, n - i, allow_nul);
+      }
+   }
+   return true;
+}
+
+/* Fill err with a codec error: domain codec, the given phase. */
+void codec_error (xdbtx_error_t *err, const char *phase, const char *fmt, ...)
+   BSON_GNUC_PRINTF (3, 4);
+
+/* Raise an xdbtx.Error (domain codec). Never returns. */
+int codec_raise (lua_State *L, const char *phase, const char *fmt, ...)
+   BSON_GNUC_PRINTF (3, 4);
+
+/* Classify the table at idx for xdbtx.type: "array" or "document". */
+const char *codec_table_kind (lua_State *L, int idx);
+
+/* Register the typed-value constructors, singletons and metatables, and
+ * array_mt/ordered into the module table at module_idx. */
+void codec_open_types (lua_State *L, int module_idx);
+
+#endif /* XDBTX_CODEC_H */

@@ -1,0 +1,274 @@
+/*
+ * collection.c - CRUD on one collection, with or without a session.
+ *
+ * A handle is only (pool, db, name): each call gets its client (the
+ * session's, or one borrowed from the pool for the call and given back on
+ * every path), makes a short-lived mongoc_collection_t, runs one libmongoc
+ * operation and hands the caller libmongoc's reply, which is also where
+ * errorLabels live. Options arrive already translated to libmongoc's names;
+ * this file knows nothing of Lua.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "xcore.h"
+
+struct xdbtx_coll_t {
+   xdbtx_pool_t *pool;
+   char *db;
+   char *name;
+};
+
+xdbtx_coll_t *
+xdbtx_coll_new (xdbtx_pool_t *pool, const char *db, const char *name)
+{
+   xdbtx_coll_t *c = bson_malloc0 (sizeof *c);
+
+   c->pool = pool;
+   c->db = bson_strdup (db);
+   c->name = bson_strdup (name);
+   return c;
+}
+
+void
+xdbtx_coll_destroy (xdbtx_coll_t *c)
+{
+   if (c) {
+      bson_free (c->db);
+      bson_free (c->name);
+      bson_free (c);
+   }
+}
+
+const char *
+xdbtx_coll_db (const xdbtx_coll_t *c)
+{
+   return c->db;
+}
+
+const char *
+xdbtx_coll_name (const xdbtx_coll_t *c)
+{
+   return c->name;
+}
+
+xdbtx_pool_t *
+xdbtx_coll_pool (const xdbtx_coll_t *c)
+{
+   return c->pool;
+}
+
+/* Begin an operation: client + collection handle. reply is initialised on
+ * failure so the caller's "always initialised" contract holds. */
+static mongoc_collection_t *
+begin (xdbtx_op_t *op, xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
+       bson_t *reply, xdbtx_error_t *err)
+{
+   if (!xdbtx_op_begin (op, c->pool, s, opts, err)) {
+      if (reply) {
+         bson_init (reply);
+      }
+      return NULL;
+   }
+   return mongoc_client_get_collection (op->client, c->db, c->name);
+}
+
+static bool
+end (xdbtx_op_t *op, mongoc_collection_t *mc, bool ok, const bson_error_t *error,
+     const bson_t *reply, xdbtx_error_t *err)
+{
+   if (!ok) {
+      xdbtx_error_from_mongoc (err, error, reply, "operation");
+   }
+   mongoc_collection_destroy (mc);
+   xdbtx_op_end (op);
+   return ok;
+}
+
+bool
+xdbtx_coll_insert_one (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *doc,
+                       bson_t *opts, bson_t *reply, xdbtx_error_t *err)
+{
+   xdbtx_op_t op;
+   bson_error_t error;
+   mongoc_collection_t *mc = begin (&op, c, s, opts, reply, err);
+
+   if (!mc) {
+      return false;
+   }
+   return end (&op, mc, mongoc_collection_insert_one (mc, doc, op.opts, reply, &error),
+               &error, reply, err);
+}
+
+bool
+xdbtx_coll_insert_many (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t **docs,
+                        size_t n, bson_t *opts, bson_t *reply, xdbtx_error_t *err)
+{
+   union {
+      bson_t **m;
+      const bson_t **c;
+   } u = {docs};
+   xdbtx_op_t op;
+   bson_error_t error;
+   mongoc_collection_t *mc = begin (&op, c, s, opts, reply, err);
+
+   if (!mc) {
+      return false;
+   }
+   return end (&op, mc, mongoc_collection_insert_many (mc, u.c, n, op.opts, reply, &error),
+               &error, reply, err);
+}
+
+bool
+xdbtx_coll_update (xdbtx_coll_t *c, xdbtx_session_t *s, xdbtx_update_kind_t kind,
+                   const bson_t *filter, const bson_t *update, bson_t *opts,
+                   bson_t *reply, xdbtx_error_t *err)
+{
+   xdbtx_op_t op;
+   bson_error_t error;
+   bool ok;
+   mongoc_collection_t *mc = begin (&op, c, s, opts, reply, err);
+
+   if (!mc) {
+      return false;
+   }
+   switch (kind) {
+   case XDBTX_UPDATE_MANY:
+      ok = mongoc_collection_update_many (mc, filter, update, op.opts, reply, &error);
+      break;
+   case XDBTX_REPLACE_ONE:
+      ok = mongoc_collection_replace_one (mc, filter, update, op.opts, reply, &error);
+      break;
+   case XDBTX_UPDATE_ONE:
+   default:
+      ok = mongoc_collection_update_one (mc, filter, update, op.opts, reply, &error);
+      break;
+   }
+   return end (&op, mc, ok, &error, reply, err);
+}
+
+bool
+xdbtx_coll_delete (xdbtx_coll_t *c, xdbtx_session_t *s, bool many, const bson_t *filter,
+                   bson_t *opts, bson_t *reply, xdbtx_error_t *err)
+{
+   xdbtx_op_t op;
+   bson_error_t error;
+   bool ok;
+   mongoc_collection_t *mc = begin (&op, c, s, opts, reply, err);
+
+   if (!mc) {
+      return false;
+   }
+   ok = many ? mongoc_collection_delete_many (mc, filter, op.opts, reply, &error)
+             : mongoc_collection_delete_one (mc, filter, op.opts, reply, &error);
+   return end (&op, mc, ok, &error, reply, err);
+}
+
+bool
+xdbtx_coll_find_and_modify (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *filter,
+                            mongoc_find_and_modify_opts_t *fam, bson_t *reply,
+                            xdbtx_error_t *err)
+{
+   xdbtx_op_t op;
+   bson_error_t error;
+   bson_t extra = BSON_INITIALIZER;
+   mongoc_collection_t *mc = begin (&op, c, s, s ? &extra : NULL, reply, err);
+   bool ok;
+
+   if (!mc) {
+      bson_destroy (&extra);
+      return false;
+   }
+   if (s && !mongoc_find_and_modify_opts_append (fam, &extra)) {
+      bson_destroy (&extra);
+      bson_init (reply);
+      mongoc_collection_destroy (mc);
+      xdbtx_op_end (&op);
+      xdbtx_error_set (err, XDBTX_DOMAIN_ARG, 0, "operation", "cannot add the session");
+      return false;
+   }
+   bson_destroy (&extra);
+   ok = mongoc_collection_find_and_modify_with_opts (mc, filter, fam, reply, &error);
+   return end (&op, mc, ok, &error, reply, err);
+}
+
+bool
+xdbtx_coll_count (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *filter,
+                  bson_t *opts, const mongoc_read_prefs_t *prefs, int64_t *count,
+                  xdbtx_error_t *err)
+{
+   xdbtx_op_t op;
+   bson_error_t error;
+   bson_t reply;
+   mongoc_collection_t *mc;
+   bool ok;
+
+   if (!xdbtx_session_check_read (s, err)) {
+      return false;
+   }
+   mc = begin (&op, c, s, opts, NULL, err);
+   if (!mc) {
+      return false;
+   }
+   *count = mongoc_collection_count_documents (mc, filter, op.opts, prefs, &reply, &error);
+   ok = *count >= 0;
+   ok = end (&op, mc, ok, &error, &reply, err);
+   bson_destroy (&reply);
+   return ok;
+}
+
+static xdbtx_cursor_t *
+open_cursor (xdbtx_coll_t *c, xdbtx_session_t *s, bool aggregate, const bson_t *query,
+             bson_t *opts, const mongoc_read_prefs_t *prefs, xdbtx_error_t *err)
+{
+   xdbtx_op_t op;
+   bson_error_t error;
+   const bson_t *reply;
+   xdbtx_cursor_t *cur;
+   mongoc_collection_t *mc;
+
+   if (!xdbtx_session_check_read (s, err)) {
+      return NULL;
+   }
+   mc = begin (&op, c, s, opts, NULL, err);
+   if (!mc) {
+      return NULL;
+   }
+   cur = bson_malloc0 (sizeof *cur);
+   cur->pool = c->pool;
+   cur->pid = getpid ();
+   cur->mc = aggregate
+                ? mongoc_collection_aggregate (mc, MONGOC_QUERY_NONE, query, op.opts, prefs)
+                : mongoc_collection_find_with_opts (mc, query, op.opts, prefs);
+   /* The cursor copies what it needs from the collection handle. */
+   mongoc_collection_destroy (mc);
+   if (op.borrowed) {
+      cur->borrowed = op.client; /* the cursor gives it back at close */
+      op.borrowed = false;
+   }
+   xdbtx_op_end (&op);
+   if (s) {
+      xdbtx_cursor_link (cur, s);
+   }
+   /* Option errors are known at once; report them now, not at first next. */
+   if (mongoc_cursor_error_document (cur->mc, &error, &reply)) {
+      xdbtx_error_from_mongoc (err, &error, reply, "operation");
+      xdbtx_cursor_destroy (cur);
+      return NULL;
+   }
+   return cur;
+}
+
+xdbtx_cursor_t *
+xdbtx_coll_find (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *filter, bson_t *opts,
+                 const mongoc_read_prefs_t *prefs, xdbtx_error_t *err)
+{
+   return open_cursor (c, s, false, filter, opts, prefs, err);
+}
+
+xdbtx_cursor_t *
+xdbtx_coll_aggregate (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *pipeline,
+                      bson_t *opts, const mongoc_read_prefs_t *prefs, xdbtx_error_t *err)
+{
+   return open_cursor (c, s, true, pipeline, opts, prefs, err);
+}

@@ -1,0 +1,105 @@
+/*
+ * cursor.c - server cursors of find and aggregate.
+ *
+ * A cursor owns its mongoc cursor and, when it runs without a session, the
+ * client it borrowed for its whole life (libmongoc cursors stay on their
+ * client). With a session it is linked into the session's list, so a
+ * session that closes first closes it (destroy order cursor -> session).
+ * Closing an unexhausted cursor sends killCursors (mongoc_cursor_destroy):
+ * an early `break` leaves nothing open on the server.
+ */
+#include <unistd.h>
+
+#include "xcore.h"
+
+void
+xdbtx_cursor_link (xdbtx_cursor_t *cur, xdbtx_session_t *s)
+{
+   cur->session = s;
+   cur->prev = NULL;
+   cur->next = s->cursors;
+   if (s->cursors) {
+      s->cursors->prev = cur;
+   }
+   s->cursors = cur;
+}
+
+static void
+unlink_cursor (xdbtx_cursor_t *cur)
+{
+   if (!cur->session) {
+      return;
+   }
+   if (cur->prev) {
+      cur->prev->next = cur->next;
+   } else {
+      cur->session->cursors = cur->next;
+   }
+   if (cur->next) {
+      cur->next->prev = cur->prev;
+   }
+   cur->session = NULL;
+   cur->next = cur->prev = NULL;
+}
+
+void
+xdbtx_cursor_close (xdbtx_cursor_t *cur)
+{
+   unlink_cursor (cur);
+   if (cur->pid != getpid ()) {
+      /* Forked child: the cursor and its client are the parent's. */
+      cur->mc = NULL;
+      cur->borrowed = NULL;
+      return;
+   }
+   if (cur->mc) {
+      mongoc_cursor_destroy (cur->mc);
+      cur->mc = NULL;
+   }
+   if (cur->borrowed) {
+      xdbtx_pool_push (cur->pool, cur->borrowed);
+      cur->borrowed = NULL;
+   }
+}
+
+void
+xdbtx_cursor_destroy (xdbtx_cursor_t *cur)
+{
+   if (cur) {
+      xdbtx_cursor_close (cur);
+      bson_free (cur);
+   }
+}
+
+bool
+xdbtx_cursor_closed (const xdbtx_cursor_t *cur)
+{
+   return !cur || !cur->mc;
+}
+
+const bson_t *
+xdbtx_cursor_next (xdbtx_cursor_t *cur, bool *failed, xdbtx_error_t *err)
+{
+   const bson_t *doc = NULL;
+   const bson_t *reply = NULL;
+   bson_error_t error;
+
+   *failed = false;
+   if (!cur->mc) {
+      *failed = true;
+      xdbtx_error_set (err, XDBTX_DOMAIN_STATE, 0, "state", "cursor is closed");
+      return NULL;
+   }
+   if (cur->session && !xdbtx_session_usable (cur->session, err)) {
+      *failed = true;
+      return NULL;
+   }
+   if (mongoc_cursor_next (cur->mc, &doc)) {
+      return doc;
+   }
+   if (mongoc_cursor_error_document (cur->mc, &error, &reply)) {
+      *failed = true;
+      xdbtx_error_from_mongoc (err, &error, reply, "operation");
+   }
+   return NULL;
+}

@@ -1,0 +1,121 @@
+/*
+ * lbind.h - private header of the binding's object files (binding.c,
+ * lsession.c, lcollection.c): userdata layouts, metatable names and the
+ * helpers they share. Never installed.
+ *
+ * Every C object Lua sees is a box holding one core pointer; NULL means
+ * closed. A child pins its parent in its user value (collection -> client,
+ * session -> client, cursor -> session or collection), so the collector
+ * finalises cursors before sessions before clients. Input documents of one
+ * call live in a scratch box whose __gc frees them if the call raises.
+ */
+#ifndef XDBTX_LBIND_H
+#define XDBTX_LBIND_H
+
+#include "lxdbtx.h"
+
+#define XDBTX_CLIENT_MT "xdbtx.Client"
+#define XDBTX_COLLECTION_MT "xdbtx.Collection"
+#define XDBTX_SESSION_MT "xdbtx.Session"
+#define XDBTX_CURSOR_MT "xdbtx.Cursor"
+#define XDBTX_SCRATCH_MT "xdbtx.scratch"
+
+typedef struct {
+   xdbtx_pool_t *pool; /* registry entry: never freed, so never NULL */
+} lclient_t;
+
+typedef struct {
+   xdbtx_coll_t *coll; /* owned; freed by __gc */
+} lcollection_t;
+
+typedef struct {
+   xdbtx_session_t *s; /* owned; NULL once closed */
+} lsession_t;
+
+typedef struct {
+   xdbtx_cursor_t *cur; /* owned; NULL once closed */
+} lcursor_t;
+
+#define XDBTX_SCRATCH_DOCS 4
+
+/* Memory of one call. Everything here is freed by scratch_free (also its
+ * __gc), so an error raised at any point leaks nothing. */
+typedef struct {
+   bson_t *doc[XDBTX_SCRATCH_DOCS];    /* bson_new'ed on demand */
+   bson_t **many;                      /* insert_many documents */
+   size_t nmany, capmany;
+   mongoc_read_prefs_t *prefs;
+   mongoc_find_and_modify_opts_t *fam;
+   mongoc_transaction_opt_t *txn;
+   mongoc_session_opt_t *sopts;
+} lscratch_t;
+
+/* Push a new scratch box; returns it. */
+lscratch_t *xdbtx_scratch_new (lua_State *L);
+/* Free everything in it now (idempotent). */
+void xdbtx_scratch_free (lscratch_t *sc);
+/* The i-th document, created empty on first use. */
+bson_t *xdbtx_scratch_doc (lscratch_t *sc, int i);
+
+/* Raise "bad argument #arg to 'fname' (msg)" as an xdbtx.Error. */
+int xdbtx_argerror (lua_State *L, int arg, const char *fname, const char *msg);
+/* The string at idx or raise. */
+const char *xdbtx_checkstring (lua_State *L, int idx, const char *fname);
+/* The integer at idx (an integral number) into *out; false if not one. */
+bool xdbtx_toint64 (lua_State *L, int idx, int64_t *out);
+
+/* Encode the table at idx into doc or raise (phase "encode"); `what` names
+ * the argument in the message ("filter", "document", ...). */
+void xdbtx_encode_or_raise (lua_State *L, int idx, bson_t *doc, const char *fname,
+                            const char *what);
+/* Push the decoded doc or raise (phase "decode"). */
+void xdbtx_push_doc (lua_State *L, const bson_t *doc);
+
+/* Pin the value at parent in the user value of the userdata at ud, and
+ * push it back. */
+void xdbtx_pin (lua_State *L, int ud, int parent);
+void xdbtx_push_pinned (lua_State *L, int ud);
+
+/* The Session at idx: NULL for none/nil/false; raises phase "state" when it
+ * is closed, an argument error when it is something else. */
+xdbtx_session_t *xdbtx_check_session (lua_State *L, int idx, const char *fname);
+lclient_t *xdbtx_check_client (lua_State *L, int idx);
+
+/* Operation kinds, for the option tables. */
+enum {
+   XDBTX_M_INSERT_ONE = 1 << 0,
+   XDBTX_M_INSERT_MANY = 1 << 1,
+   XDBTX_M_UPDATE = 1 << 2,
+   XDBTX_M_REPLACE = 1 << 3,
+   XDBTX_M_DELETE = 1 << 4,
+   XDBTX_M_FIND = 1 << 5,
+   XDBTX_M_FIND_ONE = 1 << 6,
+   XDBTX_M_FAM_UPDATE = 1 << 7,
+   XDBTX_M_FAM_REPLACE = 1 << 8,
+   XDBTX_M_FAM_DELETE = 1 << 9,
+   XDBTX_M_COUNT = 1 << 10,
+   XDBTX_M_AGGREGATE = 1 << 11,
+   XDBTX_M_COMMAND = 1 << 12
+};
+
+/* Translate the snake_case option table at idx (nil: none) for `method`
+ * into libmongoc opts appended to out; a read_preference becomes
+ * sc->prefs. Raises "<fname>: unknown option 'k'" and bad values. */
+void xdbtx_parse_opts (lua_State *L, int idx, unsigned method, const char *fname,
+                       bson_t *out, lscratch_t *sc);
+
+/* Transaction options from a table (nil: none) into a new
+ * mongoc_transaction_opt_t owned by sc->txn. Raises on unknown keys. */
+mongoc_transaction_opt_t *xdbtx_parse_txn_opts (lua_State *L, int idx, const char *fname,
+                                                lscratch_t *sc);
+
+/* Register the Session / Collection+Cursor metatables (lsession.c,
+ * lcollection.c). */
+void xdbtx_open_session (lua_State *L);
+void xdbtx_open_collection (lua_State *L);
+
+/* Make a Session / Collection userdata for the Client at client_idx. */
+int xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx);
+int xdbtx_collection_push_new (lua_State *L, int client_idx, const char *db, const char *name);
+
+#endif /* XDBTX_LBIND_H */
