@@ -9,14 +9,14 @@
 -- 2. Client CPU: N such transactions through xdbtx (os.clock, this process)
 --    and through bench/txn_raw.c on raw libmongoc (clock(), printed by it),
 --    against the same server in the same run, alternating, best of
---    XDBTX_BENCH_ROUNDS (3) each. Target: ratio <= 1.3.
---    N = XDBTX_BENCH_N (default 1000).
+--    XDBTX_BENCH_ROUNDS (5) each. Target: ratio <= 1.3.
+--    N = XDBTX_BENCH_N (default 3000).
 local xdbtx = require "xdbtx"
 local now = require("xdbtx.core").now or os.time
 
 local uri = os.getenv("XDBTX_TEST_URI") or os.getenv("XDBTX_URI")
 assert(uri, "set XDBTX_TEST_URI (make bench starts the test server)")
-local N = tonumber(os.getenv("XDBTX_BENCH_N") or "1000")
+local N = tonumber(os.getenv("XDBTX_BENCH_N") or "3000")
 local client = xdbtx.client(uri)
 local DB = "xdbtx_bench"
 
@@ -53,7 +53,7 @@ end
 -- 2. client CPU, xdbtx vs raw libmongoc: ROUNDS alternating rounds of each,
 -- the best (lowest) CPU time of each side, which is the least disturbed by
 -- other load on the machine (the server runs on it too).
-local ROUNDS = tonumber(os.getenv("XDBTX_BENCH_ROUNDS") or "3")
+local ROUNDS = tonumber(os.getenv("XDBTX_BENCH_ROUNDS") or "5")
 local bin = (os.getenv("XDBTX_BENCH_BIN") or "build/bench") .. "/txn_raw"
 
 local function lua_round(coll, base)

@@ -35,6 +35,9 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static xdbtx_pool_t *registry;
 static bool log_on;
+/* getpid() is a system call in glibc >= 2.25 and the fork checks ask for it
+ * on every operation: keep it here, refreshed in the child by pthread_atfork. */
+static pid_t cached_pid;
 
 static void
 log_handler (mongoc_log_level_t level, const char *domain, const char *message, void *data)
@@ -59,6 +62,25 @@ fork_release (void)
 }
 
 static void
+fork_child (void)
+{
+   __atomic_store_n (&cached_pid, getpid (), __ATOMIC_RELAXED);
+   pthread_mutex_unlock (&reg_lock);
+}
+
+pid_t
+xdbtx_getpid (void)
+{
+   pid_t pid = __atomic_load_n (&cached_pid, __ATOMIC_RELAXED);
+
+   if (pid == 0) {
+      pid = getpid ();
+      __atomic_store_n (&cached_pid, pid, __ATOMIC_RELAXED);
+   }
+   return pid;
+}
+
+static void
 init_process (void)
 {
    const char *env = getenv ("XDBTX_MONGOC_LOG");
@@ -66,7 +88,8 @@ init_process (void)
    log_on = env && env[0] && strcmp (env, "0") != 0;
    mongoc_log_set_handler (log_handler, NULL);
    mongoc_init ();
-   pthread_atfork (fork_prepare, fork_release, fork_release);
+   __atomic_store_n (&cached_pid, getpid (), __ATOMIC_RELAXED);
+   pthread_atfork (fork_prepare, fork_release, fork_child);
 }
 
 void
@@ -340,7 +363,7 @@ xdbtx_pool_uri (const xdbtx_pool_t *pool)
 static mongoc_client_pool_t *
 current_pool (xdbtx_pool_t *p, xdbtx_error_t *err)
 {
-   pid_t pid = getpid ();
+   pid_t pid = xdbtx_getpid ();
    mongoc_apm_callbacks_t *cbs;
    bson_error_t error;
 
@@ -407,7 +430,7 @@ xdbtx_pool_push (xdbtx_pool_t *pool, mongoc_client_t *client)
       return;
    }
    pthread_mutex_lock (&reg_lock);
-   mp = pool->pid == getpid () ? pool->mpool : NULL;
+   mp = pool->pid == xdbtx_getpid () ? pool->mpool : NULL;
    pthread_mutex_unlock (&reg_lock);
    /* A client popped before a fork belongs to the parent: leave it be. */
    if (mp) {

@@ -236,7 +236,7 @@ open_cursor (xdbtx_coll_t *c, xdbtx_session_t *s, bool aggregate, const bson_t *
    }
    cur = bson_malloc0 (sizeof *cur);
    cur->pool = c->pool;
-   cur->pid = getpid ();
+   cur->pid = xdbtx_getpid ();
    cur->mc = aggregate
                 ? mongoc_collection_aggregate (mc, MONGOC_QUERY_NONE, query, op.opts, prefs)
                 : mongoc_collection_find_with_opts (mc, query, op.opts, prefs);

@@ -46,7 +46,7 @@ void
 xdbtx_cursor_close (xdbtx_cursor_t *cur)
 {
    unlink_cursor (cur);
-   if (cur->pid != getpid ()) {
+   if (cur->pid != xdbtx_getpid ()) {
       /* Forked child: the cursor and its client are the parent's. */
       cur->mc = NULL;
       cur->borrowed = NULL;

@@ -26,7 +26,7 @@ xdbtx_session_new (xdbtx_pool_t *pool, const mongoc_session_opt_t *opts, xdbtx_e
    s = bson_malloc0 (sizeof *s);
    s->pool = pool;
    s->client = client;
-   s->pid = getpid ();
+   s->pid = xdbtx_getpid ();
    s->cs = mongoc_client_start_session (client, opts, &error);
    if (!s->cs) {
       xdbtx_error_from_mongoc (err, &error, NULL, "connect");
@@ -43,7 +43,7 @@ xdbtx_session_destroy (xdbtx_session_t *s)
    if (!s) {
       return;
    }
-   if (s->pid != getpid ()) {
+   if (s->pid != xdbtx_getpid ()) {
       /* Forked child: the client and session are the parent's; touching
        * them would write on the parent's sockets. Abandon them. */
       while (s->cursors) {
@@ -71,7 +71,7 @@ xdbtx_session_usable (const xdbtx_session_t *s, xdbtx_error_t *err)
       xdbtx_error_set (err, XDBTX_DOMAIN_STATE, 0, "state", "session is closed");
       return false;
    }
-   if (s->pid != getpid ()) {
+   if (s->pid != xdbtx_getpid ()) {
       xdbtx_error_set (err, XDBTX_DOMAIN_STATE, 0, "state",
                        "session belongs to another process (started before fork)");
       return false;
@@ -151,7 +151,7 @@ xdbtx_session_abort (xdbtx_session_t *s, xdbtx_error_t *err)
 bool
 xdbtx_session_in_transaction (const xdbtx_session_t *s)
 {
-   return s && s->pid == getpid () && mongoc_client_session_in_transaction (s->cs);
+   return s && s->pid == xdbtx_getpid () && mongoc_client_session_in_transaction (s->cs);
 }
 
 const char *

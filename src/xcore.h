@@ -63,4 +63,7 @@ void xdbtx_op_end (xdbtx_op_t *op);
  * preference is not primary (libmongoc would first wait for a secondary). */
 bool xdbtx_session_check_read (const xdbtx_session_t *s, xdbtx_error_t *err);
 
+/* The current process id, cached (client.c); fork-safe via pthread_atfork. */
+pid_t xdbtx_getpid (void);
+
 #endif /* XDBTX_XCORE_H */

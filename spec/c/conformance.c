@@ -176,6 +176,14 @@ run (mongoc_client_t *c, const char *db, const bson_t *cmd, mongoc_client_sessio
    return r;
 }
 
+/* R's reply as relaxed extended JSON, owned by the arena (for failure reasons). */
+static const char *
+reply_json (const res_t *r)
+{
+   char *json = bson_as_relaxed_extended_json (&r->reply, NULL);
+   return own (json, bson_free);
+}
+
 /* Runs an admin command on the main client. */
 static res_t *
 admin (const bson_t *cmd)
@@ -404,8 +412,8 @@ client_with_apm (void)
 
 /* ===== transaction semantics ============================================================ */
 
-/* A transaction reads from the snapshot taken at its first statement: a document another
- * client commits afterwards stays invisible to it. */
+/* A transaction reads from the snapshot taken at its first statement: another client's
+ * later insert, update and delete stay invisible to it. */
 static bool
 snapshot_read_with (const char *txn_opts)
 {
@@ -415,20 +423,27 @@ snapshot_read_with (const char *txn_opts)
    res_t *r;
    int64_t n;
 
-   REQUIRE (insert (coll, NULL, J ("{'_id': 1}"))->ok, "seed insert failed");
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'v': 1}"))->ok &&
+               insert (coll, NULL, J ("{'_id': 3, 'v': 1}"))->ok,
+            "seed inserts failed");
    r = start (s, txn_opts);
    REQUIRE (r->ok, "start_transaction: %s", describe (r));
    n = count (coll, s, J ("{}"));
-   REQUIRE (n == 1, "first statement counted %lld documents, want 1", (long long) n);
-   r = insert (coll_of (other), NULL, J ("{'_id': 2}"));
+   REQUIRE (n == 2, "first statement counted %lld documents, want 2", (long long) n);
+   r = insert (coll_of (other), NULL, J ("{'_id': 2, 'v': 1}"));
    REQUIRE (r->ok, "insert by the other client: %s", describe (r));
-   n = count (coll, s, J ("{}"));
-   REQUIRE (n == 1, "the transaction sees %lld documents after another client's commit, want 1 "
-            "(its snapshot)", (long long) n);
+   r = update (coll_of (other), NULL, J ("{'_id': 3}"), J ("{'$set': {'v': 2}}"));
+   REQUIRE (r->ok, "update by the other client: %s", describe (r));
+   r = run (other, g.db, J ("{'delete': '%s', 'deletes': [{'q': {'_id': 1}, 'limit': 1}]}",
+                            g.check), NULL);
+   REQUIRE (r->ok, "delete by the other client: %s", describe (r));
+   n = count (coll, s, J ("{'v': 1}"));
+   REQUIRE (n == 2, "the transaction sees %lld documents with v 1 after another client's "
+            "insert, update and delete, want 2 (its snapshot)", (long long) n);
    r = commit (s);
    REQUIRE (r->ok, "commit: %s", describe (r));
-   n = count (coll, NULL, J ("{}"));
-   REQUIRE (n == 2, "after commit %lld documents, want 2", (long long) n);
+   n = count (coll, NULL, J ("{'v': 1}"));
+   REQUIRE (n == 1, "after commit %lld documents with v 1, want 1", (long long) n);
    return true;
 }
 
@@ -483,8 +498,9 @@ check_no_dirty_read (void)
 }
 
 /* Two transactions update one document: the second write gets WriteConflict (112) with
- * TransientTransactionError, its transaction is aborted (commit: NoSuchTransaction 251),
- * and the first transaction commits. */
+ * TransientTransactionError as a command error (mongod throws transient errors out of the
+ * write batch instead of reporting a write error), its transaction is aborted (commit:
+ * NoSuchTransaction 251), and the first transaction commits. */
 static bool
 check_write_conflict (void)
 {
@@ -498,9 +514,16 @@ check_write_conflict (void)
    REQUIRE (start (s1, NULL)->ok && start (s2, NULL)->ok, "start_transaction failed");
    r = update (coll, s1, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
    REQUIRE (r->ok, "first transaction's update: %s", describe (r));
-   r = update (coll, s2, J ("{'_id': 1}"), J ("{'$inc': {'n': 10}}"));
+   /* raw, to see the server's reply: libmongoc's update_one reply is a summary */
+   r = run (g.main, g.db,
+            J ("{'update': '%s', 'updates': [{'q': {'_id': 1}, 'u': {'$inc': {'n': 10}}}]}",
+               g.check),
+            s2);
    REQUIRE (code (r) == 112, "second transaction's update: %s, want WriteConflict 112",
             describe (r));
+   REQUIRE (get_int (&r->reply, "code", 0) == 112,
+            "WriteConflict came as a write error, want a command error (ok: 0, code 112): %s",
+            reply_json (r));
    REQUIRE (has_label (r, TTE), "WriteConflict without the %s label", TTE);
    r = commit (s2);
    REQUIRE (code (r) == 251, "loser's commit: %s, want NoSuchTransaction 251", describe (r));
@@ -725,6 +748,8 @@ check_blocked_write_times_out (void)
             NULL);
    ms = now_ms () - t0;
    REQUIRE (code (r) == 50, "blocked update: %s, want MaxTimeMSExpired 50", describe (r));
+   REQUIRE (get_int (&r->reply, "code", 0) == 50,
+            "MaxTimeMSExpired came as a write error, want a command error (ok: 0, code 50)");
    REQUIRE (ms < 5000, "the blocked update took %lld ms", (long long) ms);
    REQUIRE (commit (s)->ok, "the transaction's commit failed after the blocked write");
    REQUIRE (get_int (find_one (coll, NULL, J ("{'_id': 1}")), "n", -1) == 1,
@@ -784,7 +809,9 @@ check_blocked_write_resumes (void)
    return true;
 }
 
-/* DuplicateKey (11000) inside a transaction is not transient: no TransientTransactionError. */
+/* DuplicateKey (11000) inside a transaction is a write error without TransientTransactionError,
+ * and it aborts the transaction (mongod's write path: a non-transient error in a transaction
+ * fails the batch and aborts): the commit gets NoSuchTransaction, the first insert is gone. */
 static bool
 check_duplicate_key_in_txn (void)
 {
@@ -796,6 +823,10 @@ check_duplicate_key_in_txn (void)
    r = insert (coll, s, J ("{'_id': 1}"));
    REQUIRE (code (r) == 11000, "duplicate _id in a transaction: %s, want 11000", describe (r));
    REQUIRE (!has_label (r, TTE), "DuplicateKey carries %s", TTE);
+   r = commit (s);
+   REQUIRE (code (r) == 251, "commit after DuplicateKey: %s, want NoSuchTransaction 251",
+            describe (r));
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the aborted transaction's insert is visible");
    return true;
 }
 
@@ -870,7 +901,7 @@ check_standalone_refuses (void)
    return true;
 }
 
-/* Two clusters share nothing: documents written to one are absent from the other. */
+/* Two clusters share nothing: neither documents nor failpoints. */
 static bool
 check_two_clusters_independent (void)
 {
@@ -887,6 +918,56 @@ check_two_clusters_independent (void)
    REQUIRE (r->ok, "the same _id on cluster 2: %s", describe (r));
    REQUIRE (count (c2, NULL, J ("{'on': 1}")) == 0, "cluster 2 sees cluster 1's document");
    REQUIRE (count (c1, NULL, J ("{'on': 2}")) == 0, "cluster 1 sees cluster 2's document");
+   r = failpoint ("'alwaysOn'", "'failCommands': ['insert'], 'errorCode': 2");
+   REQUIRE (r->ok, "configureFailPoint on cluster 1: %s", describe (r));
+   r = insert (c2, NULL, J ("{'_id': 2}"));
+   REQUIRE (r->ok, "cluster 1's failpoint hit cluster 2: %s", describe (r));
+   return true;
+}
+
+/* A transaction spanning two collections commits atomically: neither write is visible
+ * before the commit, both are after; an aborted one leaves neither. */
+static bool
+check_multi_collection (void)
+{
+   char other_name[96];
+   mongoc_collection_t *a = coll_of (g.main);
+   mongoc_collection_t *b;
+   mongoc_collection_t *outside = coll_of (client_new (g.uri1, g.app));
+   int round;
+   res_t *r;
+
+   snprintf (other_name, sizeof other_name, "%s_b", g.check);
+   run (g.main, g.db, J ("{'create': '%s'}", other_name), NULL);
+   b = own (mongoc_client_get_collection (g.main, g.db, other_name), coll_free);
+   for (round = 0; round < 2; round++) { /* 0: abort, 1: commit */
+      mongoc_client_session_t *s = session_new (g.main);
+      REQUIRE (start (s, NULL)->ok, "start_transaction failed");
+      REQUIRE (insert (a, s, J ("{'_id': %d}", round))->ok, "insert into the first collection");
+      REQUIRE (insert (b, s, J ("{'_id': %d}", round))->ok, "insert into the second collection");
+      REQUIRE (count (outside, NULL, J ("{}")) == 0, "a write is visible before the commit");
+      r = round ? commit (s) : abort_txn (s);
+      REQUIRE (r->ok, "%s: %s", round ? "commit" : "abort", describe (r));
+   }
+   REQUIRE (count (a, NULL, J ("{}")) == 1 && count (b, NULL, J ("{'_id': 1}")) == 1 &&
+               count (b, NULL, J ("{}")) == 1,
+            "want exactly the committed round's document in each collection");
+   run (g.main, g.db, J ("{'drop': '%s'}", other_name), NULL);
+   return true;
+}
+
+/* A read-only transaction commits. */
+static bool
+check_read_only_txn (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_client_session_t *s = session_new (g.main);
+   res_t *r;
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1}"))->ok, "seed insert failed");
+   REQUIRE (start (s, NULL)->ok, "start_transaction failed");
+   REQUIRE (find_one (coll, s, J ("{'_id': 1}")), "find in the transaction missed the document");
+   r = commit (s);
+   REQUIRE (r->ok, "commit: %s", describe (r));
    return true;
 }
 
@@ -1114,6 +1195,70 @@ check_rule_no_write_concern_in_txn (void)
    return true;
 }
 
+/* Commands mongod does not allow in a multi-document transaction (count, listCollections,
+ * drop): OperationNotSupportedInTransaction (263). libmongoc's estimated_document_count
+ * sends count. */
+static bool
+check_rule_commands_not_in_txn (void)
+{
+   static const char *cmds[] = {"{'count': '%s'}", "{'listCollections': 1, 'filter': {'name':"
+                                " '%s'}}", "{'drop': '%s'}"};
+   mongoc_collection_t *coll = coll_of (g.main);
+   size_t i;
+
+   for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+      res_t *r;
+      OPEN_TXN (s, g.main, coll, 1);
+      r = run (g.main, g.db, J (cmds[i], g.check), s);
+      REQUIRE (code (r) == 263, "%s in a transaction: %s, want 263",
+               get_str (J (cmds[i], g.check), "count")[0] ? "count"
+               : i == 1                                      ? "listCollections"
+                                                             : "drop",
+               describe (r));
+   }
+   return true;
+}
+
+/* findAndModify in a transaction returns the transaction's view and stays invisible
+ * outside until the commit. */
+static bool
+check_find_and_modify_in_txn (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_collection_t *outside = coll_of (client_new (g.uri1, g.app));
+   mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new ();
+   res_t *r = res_new ();
+   bson_t *value = NULL;
+   bson_iter_t it;
+
+   bson_destroy (&r->reply);
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 1}"))->ok, "seed insert failed");
+   {
+      OPEN_TXN (s, g.main, coll, 2);
+      mongoc_find_and_modify_opts_set_update (fam, J ("{'$inc': {'n': 1}}"));
+      mongoc_find_and_modify_opts_set_flags (fam, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+      mongoc_find_and_modify_opts_append (fam, with_session (NULL, s));
+      r->ok = mongoc_collection_find_and_modify_with_opts (coll, J ("{'_id': 1}"), fam,
+                                                           &r->reply, &r->err);
+      mongoc_find_and_modify_opts_destroy (fam);
+      REQUIRE (r->ok, "findAndModify: %s", describe (r));
+      if (bson_iter_init_find (&it, &r->reply, "value") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         uint32_t len;
+         const uint8_t *data;
+         bson_iter_document (&it, &len, &data);
+         value = own (bson_new_from_data (data, len), bson_free_doc);
+      }
+      REQUIRE (get_int (value, "n", -1) == 2, "findAndModify returned n = %lld, want 2",
+               (long long) get_int (value, "n", -1));
+      REQUIRE (get_int (find_one (outside, NULL, J ("{'_id': 1}")), "n", -1) == 1,
+               "the uncommitted findAndModify is visible outside");
+      REQUIRE (commit (s)->ok, "commit failed");
+   }
+   REQUIRE (get_int (find_one (outside, NULL, J ("{'_id': 1}")), "n", -1) == 2,
+            "the committed findAndModify is not visible");
+   return true;
+}
+
 /* A cursor opened in a transaction is iterated with getMore in the same transaction and sees
  * the transaction's own writes. */
 static bool
@@ -1337,6 +1482,30 @@ check_commit_unknown_result (void)
    return true;
 }
 
+/* The commit's reply carries a writeConcernError (64, wtimeout): the commit was applied, and
+ * libmongoc reports the commit failed with UnknownTransactionCommitResult. */
+static bool
+check_commit_write_concern_error (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   res_t *r;
+   OPEN_TXN (s, g.main, coll, 1);
+
+   r = failpoint ("{'times': 1}",
+                  "'failCommands': ['commitTransaction'], 'writeConcernError': {'code': 64,"
+                  " 'codeName': 'WriteConcernFailed', 'errmsg': 'waiting for replication"
+                  " timed out', 'errInfo': {'wtimeout': true}}");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = commit (s);
+   REQUIRE (!r->ok && code (r) == 64, "commit: %s, want the writeConcernError 64",
+            describe (r));
+   REQUIRE (has_label (r, UTCR), "commit with a writeConcernError lacks %s", UTCR);
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the commit was not applied");
+   r = commit (s);
+   REQUIRE (r->ok, "explicit commit retry: %s", describe (r));
+   return true;
+}
+
 /* The connection closes on commit: libmongoc retries and the commit succeeds, once. */
 static bool
 check_commit_close_connection (void)
@@ -1450,6 +1619,44 @@ check_with_transaction_network_error (void)
    REQUIRE (ctx.calls == 2, "callback ran %d times, want 2", ctx.calls);
    REQUIRE (count (ctx.coll, NULL, J ("{}")) == 1, "want exactly one committed document");
    return true;
+}
+
+/* Errors on commit that mongod labels TransientTransactionError itself (WriteConflict 112,
+ * LockTimeout 24; isTransientTransactionError with isCommitOrAbort): with_transaction must
+ * rerun the whole callback, as in the convenient-API spec's
+ * commit-transienttransactionerror.json. */
+static bool
+commit_transient (int error_code)
+{
+   wt_ctx_t ctx = {coll_of (g.main), 0};
+   mongoc_client_session_t *s = session_new (g.main);
+   char data[128];
+   res_t *r;
+
+   snprintf (data, sizeof data, "'failCommands': ['commitTransaction'], 'errorCode': %d",
+             error_code);
+   r = failpoint ("{'times': 1}", data);
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_client_session_with_transaction (s, wt_insert, NULL, &ctx, &r->reply, &r->err);
+   REQUIRE (r->ok, "with_transaction: %s", describe (r));
+   REQUIRE (ctx.calls == 2, "callback ran %d times, want 2 (commit error %d not transient?)",
+            ctx.calls, error_code);
+   REQUIRE (count (ctx.coll, NULL, J ("{}")) == 1, "want exactly one committed document");
+   return true;
+}
+
+static bool
+check_commit_transient_112 (void)
+{
+   return commit_transient (112);
+}
+
+static bool
+check_commit_transient_24 (void)
+{
+   return commit_transient (24);
 }
 
 /* ===== concurrency ======================================================================= */
@@ -1662,6 +1869,8 @@ static const struct {
    {"int64_inc", check_int64_inc},
    {"standalone_refuses", check_standalone_refuses},
    {"two_clusters_independent", check_two_clusters_independent},
+   {"multi_collection", check_multi_collection},
+   {"read_only_txn", check_read_only_txn},
    {"txn_options_majority", check_txn_options_majority},
    {"causal_session", check_causal_session},
    {"retryable_insert_replay", check_retryable_insert_replay},
@@ -1672,7 +1881,9 @@ static const struct {
    {"rule_too_old", check_rule_too_old},
    {"rule_read_concern_first_only", check_rule_read_concern_first_only},
    {"rule_no_write_concern_in_txn", check_rule_no_write_concern_in_txn},
+   {"rule_commands_not_in_txn", check_rule_commands_not_in_txn},
    {"cursor_in_txn", check_cursor_in_txn},
+   {"find_and_modify_in_txn", check_find_and_modify_in_txn},
    {"fp_error_code", check_fp_error_code},
    {"fp_error_labels", check_fp_error_labels},
    {"fp_close_connection", check_fp_close_connection},
@@ -1684,11 +1895,14 @@ static const struct {
    {"fp_mode_always_on_then_off", check_fp_mode_always_on_then_off},
    {"commit_retry_majority", check_commit_retry_majority},
    {"commit_unknown_result", check_commit_unknown_result},
+   {"commit_write_concern_error", check_commit_write_concern_error},
    {"commit_close_connection", check_commit_close_connection},
    {"server_label_transient", check_server_label_transient},
    {"server_label_retryable_commit", check_server_label_retryable_commit},
    {"with_transaction_reruns", check_with_transaction_reruns},
    {"with_transaction_network_error", check_with_transaction_network_error},
+   {"commit_transient_112", check_commit_transient_112},
+   {"commit_transient_24", check_commit_transient_24},
    {"concurrent_increments", check_concurrent_increments},
    {"command_log", check_command_log},
 };

@@ -33,7 +33,7 @@ NO_SESSION_COMMANDS = frozenset([
     "ping", "buildInfo", "buildinfo", "configureFailPoint", "setParameter", "getParameter",
     "serverStatus", "endSessions", "killSessions", "killAllSessions",
     "killAllSessionsByPattern", "refreshSessions", "startSession", "whatsmyuri",
-    "connectionStatus", "getLastError", "hostInfo", "listCommands", "getCmdLineOpts",
+    "connectionStatus",
 ])
 
 HANDLERS = {}
@@ -725,17 +725,14 @@ def cmd_create_indexes(ctx, cmd):
         dup = None
         for ix in coll.indexes + new:
             if ix["name"] == spec["name"]:
-                if index_options(ix) != index_options(spec) and not same_bson(
-                        index_options(ix), index_options(spec)):
+                if not same_bson(index_options(ix), index_options(spec)):
                     code = 86 if not same_bson(ix["key"], spec["key"]) else 85
                     raise CommandError(code, "An existing index has the same name as the requested "
                                              "index but different options. Requested index: %r, "
                                              "existing index: %r" % (dict(spec), dict(ix)))
                 dup = ix
                 break
-            if same_bson(ix["key"], spec["key"]) and same_bson(
-                    SON((k, v) for k, v in index_options(ix).items() if k != "key"),
-                    SON((k, v) for k, v in index_options(spec).items() if k != "key")):
+            if same_bson(ix["key"], spec["key"]) and ix["name"] != ID_INDEX:
                 raise CommandError(85, "Index already exists with a different name: %s"
                                    % ix["name"])
         if dup is None:
