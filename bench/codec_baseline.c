@@ -59,6 +59,20 @@ flatten (bson_iter_t *it)
    }
 }
 
+static void
+free_ops (void)
+{
+   size_t i;
+
+   for (i = 0; i < nops; i++) {
+      bson_free (ops[i].key);
+      if (ops[i].op == LEAF) {
+         bson_value_destroy (&ops[i].v);
+      }
+   }
+   nops = 0;
+}
+
 static size_t
 build (bson_t *b, size_t i)
 {
@@ -175,6 +189,8 @@ main (int argc, char **argv)
       name = strrchr (argv[a], '/') ? strrchr (argv[a], '/') + 1 : argv[a];
       printf ("%s encode %.0f decode %.0f\n", name, enc, dec);
       bson_destroy (doc);
+      free_ops ();
    }
+   free (ops);
    return 0;
 }

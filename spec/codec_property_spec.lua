@@ -103,4 +103,30 @@ describe("codec: randomized round trips #luajit", function()
     end
     assert.is_true(values > 100000)
   end)
+
+  it(("%d random documents with one bad value hidden inside (seed %d)"):format(math.floor(COUNT / 4), SEED), function()
+    math.randomseed(SEED + 1)
+    local poisons = {
+      { print, "cannot encode a function" },
+      { coroutine.create(print), "cannot encode a thread" },
+      { "bad \255 utf8", "string is not valid UTF-8" },
+    }
+    for n = 1, math.floor(COUNT / 4) do
+      local t = {}
+      for _ = 1, rnd(1, 6) do t[rkey()] = rvalue(1) end
+      -- walk down to a random table and plant the poison there
+      local cur, path = t, "doc"
+      for _ = 1, rnd(0, 4) do
+        local sub = {}
+        local key = "k" .. rnd(100)
+        cur[key] = sub
+        cur, path = sub, path .. "." .. key
+      end
+      local p = poisons[rnd(#poisons)]
+      cur.bad = p[1]
+      local err = U.refused(x.encode, t)
+      assert(err.message == path .. ".bad: " .. p[2], ("document %d (seed %d): %s"):format(n, SEED, err.message))
+    end
+    assert.equal(x.encode({ ok = true }), x.encode({ ok = true }))
+  end)
 end)

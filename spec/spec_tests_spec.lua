@@ -15,19 +15,6 @@ local runner = require "support.spec_runner"
 
 local ROOT = os.getenv("XDBTX_SPECS") or "../shared/specs"
 
--- Known gaps of the bundled test server (spec/server/), not of xdbtx: when
--- such a test fails against it, it is reported as skipped with the reason;
--- when it passes (or runs against a real server) it counts as usual.
-local BUNDLED = os.getenv("XDBTX_TEST_SERVER_LOG") ~= nil
-local COMMIT_LABELS = "the test server labels only NoSuchTransaction as transient on commitTransaction"
-local RETRIED = "transaction is retried after commitTransaction TransientTransactionError "
-local SERVER_GAPS = {
-  [RETRIED .. "(LockTimeout)"] = COMMIT_LABELS,
-  [RETRIED .. "(WriteConflict)"] = COMMIT_LABELS,
-  [RETRIED .. "(SnapshotUnavailable)"] = COMMIT_LABELS,
-  [RETRIED .. "(PreparedTransactionInProgress)"] = COMMIT_LABELS,
-  ["commitTransaction fails after Interrupted"] = "the test server has no codeName for 11601 (Interrupted)",
-}
 local DIRS = { "transactions-convenient-api", "transactions" }
 
 local function list(dir)
@@ -70,12 +57,7 @@ describe("MongoDB transaction spec tests", function()
         for _, t in ipairs(file.tests) do
           it(t.description, function()
             local ok, res, reason = pcall(runner.run_test, x, env.uri(), file, t)
-            if not ok and BUNDLED and SERVER_GAPS[t.description] then
-              local gap = "known test-server gap: " .. SERVER_GAPS[t.description]
-              stats.skip = stats.skip + 1
-              stats.reasons[gap] = (stats.reasons[gap] or 0) + 1
-              pending(gap .. " (" .. tostring(res) .. ")")
-            elseif not ok then
+            if not ok then
               stats.fail = stats.fail + 1
               error(res, 0)
             elseif res == "skip" then

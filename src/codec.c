@@ -589,8 +589,7 @@ again:
       return w_double (e, k, (size_t) kl, x, depth);
 #endif
    }
-   case LUA_TBOOLEAN:
-   {
+   case LUA_TBOOLEAN: {
       uint8_t *p = w_elem (e, BSON_TYPE_BOOL, k, (size_t) kl, 1, depth);
       return p ? (*p = (uint8_t) lua_toboolean (L, -1), true) : false;
    }

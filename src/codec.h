@@ -31,7 +31,8 @@
  *   two-byte form C0 80 of U+0000 inside string values.
  * - tostring: ObjectId("hex"), Date("ISO-8601"), Timestamp(t, i),
  *   Decimal128("s"), Binary(subtype, "base64"), UUID("8-4-4-4-12") for
- *   subtype 4, /pattern/flags, Code("src"), MinKey, MaxKey, null, digits.
+ *   subtype 4, /pattern/flags, Code("src"), MinKey, MaxKey, null, the digits
+ *   of Int32/Int64, and Double as %.17g (3.0 for integral values).
  */
 #ifndef XDBTX_CODEC_H
 #define XDBTX_CODEC_H

@@ -705,7 +705,8 @@ add_iso_date (luaL_Buffer *b, int64_t ms)
 /* tostring(v): ObjectId("hex"), Date("1970-01-01T00:00:00.000Z"),
  * Timestamp(t, i), Decimal128("1.5"), Binary(subtype, "base64"),
  * UUID("8-4-4-4-12"), /pattern/flags, Code("src"), MinKey, MaxKey, null,
- * and the bare digits for Int32/Int64/Double. */
+ * the digits of an Int32/Int64, and a Double as "%.17g" (with ".0" when
+ * integral). */
 static int
 mm_tostring (lua_State *L)
 {
@@ -781,6 +782,9 @@ mm_tostring (lua_State *L)
       break;
    case CODEC_DOUBLE:
       snprintf (buf, sizeof buf, "%.17g", v->u.d);
+      if (buf[strspn (buf, "-0123456789")] == '\0') {
+         strcat (buf, ".0"); /* 3 -> "3.0": it is a double */
+      }
       luaL_addstring (&b, buf);
       break;
    default:

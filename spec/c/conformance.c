@@ -13,402 +13,9 @@
  * (conformance.h's arena), and turns the failCommand failpoint off. Every check works in its
  * own collection of a database unique to this run (xdbtx_conf_<pid>), dropped at the end.
  * Failpoints are filtered on this run's appName, so other clients of the cluster are never hit.
+ * XDBTX_CONFORMANCE_ONLY=<check name> runs a single check.
  */
 #include "conformance.h"
-
-#include <pthread.h>
-#include <strings.h>
-#include <unistd.h>
-
-#define TTE "TransientTransactionError"
-#define UTCR "UnknownTransactionCommitResult"
-#define RWE "RetryableWriteError"
-
-/* Run-wide state: the URIs, this run's names, the main client (cluster 1) and the check
- * being run (its name doubles as its collection name). */
-static struct {
-   const char *uri1, *uri2, *uri_standalone;
-   char db[64];
-   char app[64];
-   char other_app[64];
-   mongoc_client_t *main;
-   const char *check;
-   char why[1024];
-   bool skipped;
-} g;
-
-/* REQUIRE(cond, fmt, ...): end the current check as failed, with the formatted reason. */
-#define REQUIRE(cond, ...)                                  \
-   do {                                                     \
-      if (!(cond)) {                                        \
-         snprintf (g.why, sizeof g.why, __VA_ARGS__);       \
-         return false;                                      \
-      }                                                     \
-   } while (0)
-
-/* SKIP(fmt, ...): end the current check as skipped. */
-#define SKIP(...)                                     \
-   do {                                               \
-      snprintf (g.why, sizeof g.why, __VA_ARGS__);    \
-      g.skipped = true;                               \
-      return true;                                    \
-   } while (0)
-
-/* ---- clients, sessions, commands ------------------------------------------------------- */
-
-static void
-client_free (void *p)
-{
-   mongoc_client_destroy (p);
-}
-
-static void
-session_free (void *p)
-{
-   mongoc_client_session_destroy (p);
-}
-
-static void
-coll_free (void *p)
-{
-   mongoc_collection_destroy (p);
-}
-
-/* A parsed copy of URI_STR with short timeouts (unless the URI sets them) and APP as appName;
- * the caller owns it. */
-static mongoc_uri_t *
-make_uri (const char *uri_str, const char *app)
-{
-   bson_error_t err;
-   mongoc_uri_t *uri = mongoc_uri_new_with_error (uri_str, &err);
-   if (!uri) {
-      printf ("Bail out! bad URI %s: %s\n", uri_str, err.message);
-      exit (2);
-   }
-   if (!mongoc_uri_has_option (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS)) {
-      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
-   }
-   if (!mongoc_uri_has_option (uri, MONGOC_URI_CONNECTTIMEOUTMS)) {
-      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
-   }
-   if (!mongoc_uri_has_option (uri, MONGOC_URI_SOCKETTIMEOUTMS)) {
-      /* a server that never answers fails the check instead of stalling the suite */
-      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_SOCKETTIMEOUTMS, 20000);
-   }
-   if (app) {
-      mongoc_uri_set_appname (uri, app);
-   }
-   return uri;
-}
-
-/* A new single-threaded client for URI_STR named APP (NULL: unnamed); not in the arena. */
-static mongoc_client_t *
-client_new_raw (const char *uri_str, const char *app)
-{
-   bson_error_t err;
-   mongoc_uri_t *uri = make_uri (uri_str, app);
-   mongoc_client_t *c = mongoc_client_new_from_uri_with_error (uri, &err);
-   mongoc_uri_destroy (uri);
-   if (!c) {
-      printf ("Bail out! cannot create a client for %s: %s\n", uri_str, err.message);
-      exit (2);
-   }
-   mongoc_client_set_error_api (c, MONGOC_ERROR_API_VERSION_2);
-   return c;
-}
-
-/* A new client owned by the arena. */
-static mongoc_client_t *
-client_new (const char *uri_str, const char *app)
-{
-   return own (client_new_raw (uri_str, app), client_free);
-}
-
-/* A new session on C, owned by the arena (destroying it aborts an open transaction). */
-static mongoc_client_session_t *
-session_new (mongoc_client_t *c)
-{
-   bson_error_t err;
-   mongoc_client_session_t *s = mongoc_client_start_session (c, NULL, &err);
-   if (!s) {
-      snprintf (g.why, sizeof g.why, "start_session: %s", err.message);
-   }
-   return own (s, session_free);
-}
-
-/* The current check's collection on client C, owned by the arena. */
-static mongoc_collection_t *
-coll_of (mongoc_client_t *c)
-{
-   return own (mongoc_client_get_collection (c, g.db, g.check), coll_free);
-}
-
-/* OPTS (may be NULL) plus S's lsid (S may be NULL); a new document owned by the arena. */
-static bson_t *
-with_session (const bson_t *opts, mongoc_client_session_t *s)
-{
-   bson_error_t err;
-   bson_t *o = opts ? own (bson_copy (opts), bson_free_doc) : J ("{}");
-   if (s && !mongoc_client_session_append (s, o, &err)) {
-      printf ("Bail out! session_append: %s\n", err.message);
-      exit (2);
-   }
-   return o;
-}
-
-/* Runs the raw command CMD on DB through C (in S's transaction when S is in one). libmongoc
- * does not retry generic commands, so a failpoint hits exactly one attempt. Write errors in
- * an ok:1 reply count as a failure, like libmongoc's own write helpers report them. */
-static res_t *
-run (mongoc_client_t *c, const char *db, const bson_t *cmd, mongoc_client_session_t *s)
-{
-   res_t *r = res_new ();
-   bson_destroy (&r->reply);
-   r->ok = mongoc_client_command_with_opts (
-      c, db, cmd, NULL, with_session (NULL, s), &r->reply, &r->err);
-   if (r->ok && get_int (&r->reply, "writeErrors.0.code", 0) != 0) {
-      r->ok = false;
-      r->err.domain = MONGOC_ERROR_SERVER;
-      r->err.code = (uint32_t) get_int (&r->reply, "writeErrors.0.code", 0);
-      bson_strncpy (r->err.message, get_str (&r->reply, "writeErrors.0.errmsg"),
-                    sizeof r->err.message);
-   }
-   return r;
-}
-
-/* R's reply as relaxed extended JSON, owned by the arena (for failure reasons). */
-static const char *
-reply_json (const res_t *r)
-{
-   char *json = bson_as_relaxed_extended_json (&r->reply, NULL);
-   return own (json, bson_free);
-}
-
-/* Runs an admin command on the main client. */
-static res_t *
-admin (const bson_t *cmd)
-{
-   return run (g.main, "admin", cmd, NULL);
-}
-
-/* Sets the failCommand failpoint: MODE is JSON ('alwaysOn', {'times': 1}, ...), DATA the
- * members of its data document besides appName, which is APP. */
-static res_t *
-failpoint_for (const char *app, const char *mode, const char *data)
-{
-   return admin (J ("{'configureFailPoint': 'failCommand', 'mode': %s,"
-                    " 'data': {'appName': '%s', %s}}",
-                    mode, app, data));
-}
-
-static res_t *
-failpoint (const char *mode, const char *data)
-{
-   return failpoint_for (g.app, mode, data);
-}
-
-static void
-failpoint_off (void)
-{
-   admin (J ("{'configureFailPoint': 'failCommand', 'mode': 'off'}"));
-}
-
-/* ---- collection operations, each returning a result ------------------------------------ */
-
-static res_t *
-insert (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *doc)
-{
-   res_t *r = res_new ();
-   bson_destroy (&r->reply);
-   r->ok = mongoc_collection_insert_one (coll, doc, with_session (NULL, s), &r->reply, &r->err);
-   return r;
-}
-
-static res_t *
-update (mongoc_collection_t *coll,
-        mongoc_client_session_t *s,
-        const bson_t *filter,
-        const bson_t *upd)
-{
-   res_t *r = res_new ();
-   bson_destroy (&r->reply);
-   r->ok = mongoc_collection_update_one (
-      coll, filter, upd, with_session (NULL, s), &r->reply, &r->err);
-   return r;
-}
-
-/* The number of documents matching FILTER as seen by S (or outside any session), or -1
- * (the error is printed as a TAP comment). */
-static int64_t
-count (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *filter)
-{
-   bson_error_t err;
-   int64_t n =
-      mongoc_collection_count_documents (coll, filter, with_session (NULL, s), NULL, NULL, &err);
-   if (n < 0) {
-      printf ("# %s: count_documents failed: %s\n", g.check, err.message);
-   }
-   return n;
-}
-
-/* The first document matching FILTER, a copy owned by the arena, or NULL. */
-static bson_t *
-find_one (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *filter)
-{
-   const bson_t *doc;
-   bson_t *out = NULL;
-   mongoc_cursor_t *cur = mongoc_collection_find_with_opts (
-      coll, filter, with_session (J ("{'limit': 1}"), s), NULL);
-   if (mongoc_cursor_next (cur, &doc)) {
-      out = own (bson_copy (doc), bson_free_doc);
-   }
-   mongoc_cursor_destroy (cur);
-   return out;
-}
-
-/* Starts a transaction on S with the options in OPTS_JSON (NULL: none), which may name a
- * 'readConcern' level and 'writeConcern': 'majority'. */
-static res_t *
-start (mongoc_client_session_t *s, const char *opts_json)
-{
-   res_t *r = res_new ();
-   mongoc_transaction_opt_t *opts = mongoc_transaction_opts_new ();
-   bson_t *o = J ("%s", opts_json ? opts_json : "{}");
-   if (*get_str (o, "readConcern")) {
-      mongoc_read_concern_t *rc = mongoc_read_concern_new ();
-      mongoc_read_concern_set_level (rc, get_str (o, "readConcern"));
-      mongoc_transaction_opts_set_read_concern (opts, rc);
-      mongoc_read_concern_destroy (rc);
-   }
-   if (strcmp (get_str (o, "writeConcern"), "majority") == 0) {
-      mongoc_write_concern_t *wc = mongoc_write_concern_new ();
-      mongoc_write_concern_set_w (wc, MONGOC_WRITE_CONCERN_W_MAJORITY);
-      mongoc_transaction_opts_set_write_concern (opts, wc);
-      mongoc_write_concern_destroy (wc);
-   }
-   r->ok = mongoc_client_session_start_transaction (s, opts, &r->err);
-   mongoc_transaction_opts_destroy (opts);
-   return r;
-}
-
-static res_t *
-commit (mongoc_client_session_t *s)
-{
-   res_t *r = res_new ();
-   bson_destroy (&r->reply);
-   r->ok = mongoc_client_session_commit_transaction (s, &r->reply, &r->err);
-   return r;
-}
-
-static res_t *
-abort_txn (mongoc_client_session_t *s)
-{
-   res_t *r = res_new ();
-   r->ok = mongoc_client_session_abort_transaction (s, &r->err);
-   return r;
-}
-
-/* A session on C with a transaction started and its first statement (an insert of
- * {_id: FIRST_ID}) done, so the snapshot is established; NULL with a reason on failure. */
-static mongoc_client_session_t *
-open_txn (mongoc_client_t *c, mongoc_collection_t *coll, int first_id)
-{
-   mongoc_client_session_t *s = session_new (c);
-   res_t *r;
-   if (!s) {
-      return NULL;
-   }
-   r = start (s, NULL);
-   if (!r->ok) {
-      snprintf (g.why, sizeof g.why, "start_transaction: %s", describe (r));
-      return NULL;
-   }
-   r = insert (coll, s, J ("{'_id': %d}", first_id));
-   if (!r->ok) {
-      snprintf (g.why, sizeof g.why, "first insert in the transaction: %s", describe (r));
-      return NULL;
-   }
-   return s;
-}
-
-#define OPEN_TXN(var, c, coll, id)          \
-   mongoc_client_session_t *var = open_txn (c, coll, id); \
-   if (!var) {                              \
-      return false;                         \
-   }
-
-/* ---- APM: the commitTransaction (and write) commands a client sends --------------------- */
-
-static struct {
-   int writes;         /* insert and update commands started */
-   int started;        /* commitTransaction commands started */
-   char w[4][32];      /* writeConcern.w of each ("" when absent; numbers as digits) */
-   int failed;         /* commitTransaction commands failed */
-   bool failed_rwe[4]; /* whether each failed reply carried RetryableWriteError */
-} commits;
-
-static void
-on_started (const mongoc_apm_command_started_t *e)
-{
-   const bson_t *cmd = mongoc_apm_command_started_get_command (e);
-   bson_iter_t it;
-   const char *name = mongoc_apm_command_started_get_command_name (e);
-   int i = commits.started;
-   if (!strcmp (name, "insert") || !strcmp (name, "update")) {
-      commits.writes++;
-   }
-   if (strcmp (name, "commitTransaction") != 0) {
-      return;
-   }
-   commits.started++;
-   if (i >= 4) {
-      return;
-   }
-   commits.w[i][0] = '\0';
-   if (bson_iter_init_find (&it, cmd, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
-      bson_t wc;
-      uint32_t len;
-      const uint8_t *data;
-      bson_iter_document (&it, &len, &data);
-      if (bson_init_static (&wc, data, len)) {
-         const char *w = get_str (&wc, "w");
-         if (*w) {
-            bson_strncpy (commits.w[i], w, sizeof commits.w[i]);
-         } else if (get_int (&wc, "w", -1) >= 0) {
-            snprintf (commits.w[i], sizeof commits.w[i], "%d", (int) get_int (&wc, "w", 0));
-         }
-      }
-   }
-}
-
-static void
-on_failed (const mongoc_apm_command_failed_t *e)
-{
-   int i = commits.failed;
-   if (strcmp (mongoc_apm_command_failed_get_command_name (e), "commitTransaction") != 0) {
-      return;
-   }
-   commits.failed++;
-   if (i < 4) {
-      commits.failed_rwe[i] =
-         mongoc_error_has_label (mongoc_apm_command_failed_get_reply (e), RWE);
-   }
-}
-
-/* A new client (arena) on cluster 1 whose commitTransaction commands are recorded in
- * `commits`, which is reset. */
-static mongoc_client_t *
-client_with_apm (void)
-{
-   mongoc_client_t *c = client_new (g.uri1, g.app);
-   mongoc_apm_callbacks_t *cb = mongoc_apm_callbacks_new ();
-   mongoc_apm_set_command_started_cb (cb, on_started);
-   mongoc_apm_set_command_failed_cb (cb, on_failed);
-   mongoc_client_set_apm_callbacks (c, cb, NULL);
-   mongoc_apm_callbacks_destroy (cb);
-   memset (&commits, 0, sizeof commits);
-   return c;
-}
 
 /* ===== transaction semantics ============================================================ */
 
@@ -567,6 +174,7 @@ check_write_conflict_insert (void)
 {
    mongoc_collection_t *coll = coll_of (g.main);
    mongoc_client_session_t *s2 = session_new (g.main);
+   mongoc_client_session_t *s3 = session_new (g.main);
    res_t *r;
    OPEN_TXN (s1, g.main, coll, 1);
 
@@ -578,6 +186,16 @@ check_write_conflict_insert (void)
    r = commit (s1);
    REQUIRE (r->ok, "first transaction's commit: %s", describe (r));
    REQUIRE (count (coll, NULL, J ("{}")) == 1, "want exactly one document");
+
+   /* the same _id committed by another client after the snapshot: a conflict too, not a
+    * DuplicateKey (the key is not visible in the snapshot) */
+   REQUIRE (start (s3, NULL)->ok, "start_transaction failed");
+   REQUIRE (count (coll, s3, J ("{}")) == 1, "first statement (count) failed");
+   REQUIRE (insert (coll, NULL, J ("{'_id': 7}"))->ok, "the other insert failed");
+   r = insert (coll, s3, J ("{'_id': 7}"));
+   REQUIRE (code (r) == 112 && has_label (r, TTE),
+            "insert of an _id committed after the snapshot: %s, want 112 with %s", describe (r),
+            TTE);
    return true;
 }
 
@@ -631,7 +249,8 @@ check_cluster_time (void)
    uint32_t t1, i1, t2, i2;
    res_t *r = run (g.main, g.db, J ("{'insert': '%s', 'documents': [{'_id': 1}]}", g.check), NULL);
    REQUIRE (r->ok, "insert: %s", describe (r));
-   REQUIRE (bson_iter_init_find (&it, &r->reply, "operationTime") && BSON_ITER_HOLDS_TIMESTAMP (&it),
+   REQUIRE (bson_iter_init_find (&it, &r->reply, "operationTime") &&
+               BSON_ITER_HOLDS_TIMESTAMP (&it),
             "reply has no operationTime timestamp");
    REQUIRE (bson_iter_init (&it, &r->reply) &&
                bson_iter_find_descendant (&it, "$clusterTime.clusterTime", &it) &&
@@ -695,7 +314,7 @@ lifetime_expiry (mongoc_collection_t *coll)
    sleep_ms (2500);
    r = run (other, g.db,
             J ("{'update': '%s', 'updates': [{'q': {'_id': 1}, 'u': {'$set': {'n': 7}}}],"
-               " 'maxTimeMS': 1000}", g.check),
+               " 'maxTimeMS': 3000}", g.check),
             NULL);
    REQUIRE (r->ok, "another client's write to the expired transaction's document: %s",
             describe (r));
@@ -757,6 +376,26 @@ check_blocked_write_times_out (void)
    return true;
 }
 
+/* The same for an insert of an _id a transaction inserted and has not committed. */
+static bool
+check_blocked_insert_times_out (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_client_t *other = client_new (g.uri1, g.app);
+   res_t *r;
+   OPEN_TXN (s, g.main, coll, 1);
+
+   r = run (other, g.db,
+            J ("{'insert': '%s', 'documents': [{'_id': 1}], 'maxTimeMS': 50}", g.check), NULL);
+   REQUIRE (code (r) == 50, "insert of the transaction's uncommitted _id: %s, want "
+            "MaxTimeMSExpired 50", describe (r));
+   REQUIRE (commit (s)->ok, "the transaction's commit failed");
+   r = run (other, g.db, J ("{'insert': '%s', 'documents': [{'_id': 1}]}", g.check), NULL);
+   REQUIRE (code (r) == 11000, "the same insert after the commit: %s, want 11000",
+            describe (r));
+   return true;
+}
+
 /* ... and once the transaction commits, the blocked write goes through. */
 typedef struct {
    mongoc_client_t *client;
@@ -771,8 +410,8 @@ blocked_update (void *p)
    blocked_t *b = p;
    int64_t t0 = now_ms ();
    bson_destroy (&b->r->reply);
-   b->r->ok =
-      mongoc_client_command_with_opts (b->client, g.db, b->cmd, NULL, NULL, &b->r->reply, &b->r->err);
+   b->r->ok = mongoc_client_command_with_opts (
+      b->client, g.db, b->cmd, NULL, NULL, &b->r->reply, &b->r->err);
    b->ms = now_ms () - t0;
    return NULL;
 }
@@ -925,34 +564,129 @@ check_two_clusters_independent (void)
    return true;
 }
 
-/* A transaction spanning two collections commits atomically: neither write is visible
- * before the commit, both are after; an aborted one leaves neither. */
+/* A transaction spanning two databases of one cluster commits atomically: neither write is
+ * visible before the commit, both are after; an aborted one leaves neither. */
 static bool
-check_multi_collection (void)
+check_multi_database (void)
 {
-   char other_name[96];
+   mongoc_client_t *other = client_new (g.uri1, g.app);
    mongoc_collection_t *a = coll_of (g.main);
-   mongoc_collection_t *b;
-   mongoc_collection_t *outside = coll_of (client_new (g.uri1, g.app));
+   mongoc_collection_t *b =
+      own (mongoc_client_get_collection (g.main, g.db2, g.check), coll_free);
+   mongoc_collection_t *a_out = coll_of (other);
+   mongoc_collection_t *b_out =
+      own (mongoc_client_get_collection (other, g.db2, g.check), coll_free);
    int round;
    res_t *r;
 
-   snprintf (other_name, sizeof other_name, "%s_b", g.check);
-   run (g.main, g.db, J ("{'create': '%s'}", other_name), NULL);
-   b = own (mongoc_client_get_collection (g.main, g.db, other_name), coll_free);
+   run (g.main, g.db2, J ("{'create': '%s'}", g.check), NULL);
    for (round = 0; round < 2; round++) { /* 0: abort, 1: commit */
       mongoc_client_session_t *s = session_new (g.main);
       REQUIRE (start (s, NULL)->ok, "start_transaction failed");
-      REQUIRE (insert (a, s, J ("{'_id': %d}", round))->ok, "insert into the first collection");
-      REQUIRE (insert (b, s, J ("{'_id': %d}", round))->ok, "insert into the second collection");
-      REQUIRE (count (outside, NULL, J ("{}")) == 0, "a write is visible before the commit");
+      r = insert (a, s, J ("{'_id': %d}", round));
+      REQUIRE (r->ok, "insert into %s: %s", g.db, describe (r));
+      r = insert (b, s, J ("{'_id': %d}", round));
+      REQUIRE (r->ok, "insert into %s: %s", g.db2, describe (r));
+      REQUIRE (count (a_out, NULL, J ("{}")) == 0 && count (b_out, NULL, J ("{}")) == 0,
+               "round %d: a write is visible before the commit", round);
       r = round ? commit (s) : abort_txn (s);
       REQUIRE (r->ok, "%s: %s", round ? "commit" : "abort", describe (r));
    }
-   REQUIRE (count (a, NULL, J ("{}")) == 1 && count (b, NULL, J ("{'_id': 1}")) == 1 &&
-               count (b, NULL, J ("{}")) == 1,
-            "want exactly the committed round's document in each collection");
-   run (g.main, g.db, J ("{'drop': '%s'}", other_name), NULL);
+   REQUIRE (count (a_out, NULL, J ("{'_id': 1}")) == 1 &&
+               count (b_out, NULL, J ("{'_id': 1}")) == 1,
+            "a committed write is missing");
+   REQUIRE (count (a_out, NULL, J ("{}")) == 1 && count (b_out, NULL, J ("{}")) == 1,
+            "an aborted write is visible");
+   return true;
+}
+
+/* insert_many, update_many, delete_many and aggregate inside a transaction: the transaction
+ * sees its own bulk writes, nobody else does until the commit. */
+static bool
+check_bulk_ops_in_txn (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_collection_t *outside = coll_of (client_new (g.uri1, g.app));
+   mongoc_client_session_t *s = session_new (g.main);
+   const bson_t *docs[5];
+   const bson_t *doc;
+   mongoc_cursor_t *cur;
+   int i;
+   res_t *r = res_new ();
+
+   for (i = 0; i < 5; i++) {
+      docs[i] = J ("{'_id': %d, 'k': %d}", i, i % 2);
+   }
+   REQUIRE (start (s, NULL)->ok, "start_transaction failed");
+   bson_destroy (&r->reply);
+   r->ok = mongoc_collection_insert_many (coll, docs, 5, with_session (NULL, s), &r->reply,
+                                          &r->err);
+   REQUIRE (r->ok, "insert_many: %s", describe (r));
+   r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_collection_update_many (coll, J ("{'k': 1}"), J ("{'$set': {'k': 2}}"),
+                                          with_session (NULL, s), &r->reply, &r->err);
+   REQUIRE (r->ok && get_int (&r->reply, "modifiedCount", -1) == 2, "update_many: %s",
+            describe (r));
+   r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_collection_delete_many (coll, J ("{'k': 0}"), with_session (NULL, s),
+                                          &r->reply, &r->err);
+   REQUIRE (r->ok && get_int (&r->reply, "deletedCount", -1) == 3, "delete_many: %s",
+            describe (r));
+   cur = mongoc_collection_aggregate (
+      coll, MONGOC_QUERY_NONE,
+      J ("{'pipeline': [{'$group': {'_id': '$k', 'n': {'$sum': 1}}}]}"), with_session (NULL, s),
+      NULL);
+   i = 0;
+   while (mongoc_cursor_next (cur, &doc)) {
+      if (get_int (doc, "_id", -1) == 2 && get_int (doc, "n", -1) == 2) {
+         i++;
+      } else {
+         i += 100;
+      }
+   }
+   mongoc_cursor_destroy (cur);
+   REQUIRE (i == 1, "aggregate in the transaction: want the one group {_id: 2, n: 2}");
+   REQUIRE (count (outside, NULL, J ("{}")) == 0, "the uncommitted bulk writes are visible");
+   r = commit (s);
+   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE (count (outside, NULL, J ("{'k': 2}")) == 2 && count (outside, NULL, J ("{}")) == 2,
+            "after commit, want the 2 documents with k 2");
+   return true;
+}
+
+/* Since 4.4 (wire 9) an insert in a transaction creates a missing collection, as part of the
+ * transaction: an abort leaves no collection, a commit leaves it with the document. */
+static bool
+check_implicit_create_in_txn (void)
+{
+   res_t *r = admin (J ("{'hello': 1}"));
+   char name[96];
+   int round;
+
+   if (r->ok && get_int (&r->reply, "maxWireVersion", 0) < 9) {
+      SKIP ("server older than 4.4");
+   }
+   for (round = 0; round < 2; round++) { /* 0: abort, 1: commit */
+      mongoc_client_session_t *s = session_new (g.main);
+      mongoc_collection_t *coll;
+      snprintf (name, sizeof name, "%s_%d", g.check, round);
+      coll = own (mongoc_client_get_collection (g.main, g.db, name), coll_free);
+      REQUIRE (start (s, NULL)->ok, "start_transaction failed");
+      r = insert (coll, s, J ("{'_id': 1}"));
+      REQUIRE (r->ok, "insert into a missing collection in a transaction: %s", describe (r));
+      r = round ? commit (s) : abort_txn (s);
+      REQUIRE (r->ok, "%s: %s", round ? "commit" : "abort", describe (r));
+      r = run (g.main, g.db, J ("{'listCollections': 1, 'filter': {'name': '%s'}}", name), NULL);
+      REQUIRE (r->ok, "listCollections: %s", describe (r));
+      REQUIRE ((*get_str (&r->reply, "cursor.firstBatch.0.name") != '\0') == (round == 1),
+               "after %s the collection %s", round ? "commit" : "abort",
+               round ? "is missing" : "exists");
+   }
+   REQUIRE (count (own (mongoc_client_get_collection (g.main, g.db, name), coll_free), NULL,
+                   J ("{}")) == 1,
+            "the committed document is missing");
    return true;
 }
 
@@ -971,15 +705,16 @@ check_read_only_txn (void)
    return true;
 }
 
-/* Transaction options readConcern majority and writeConcern majority are accepted; the
- * commit carries w: "majority". */
+/* Transaction options readConcern majority, writeConcern majority and maxCommitTimeMS are
+ * accepted; the commit carries w: "majority" and maxTimeMS. */
 static bool
 check_txn_options_majority (void)
 {
    mongoc_client_t *c = client_with_apm ();
    mongoc_collection_t *coll = coll_of (c);
    mongoc_client_session_t *s = session_new (c);
-   res_t *r = start (s, "{'readConcern': 'majority', 'writeConcern': 'majority'}");
+   res_t *r = start (s, "{'readConcern': 'majority', 'writeConcern': 'majority',"
+                        " 'maxCommitTimeMS': 5000}");
    REQUIRE (r->ok, "start_transaction: %s", describe (r));
    r = insert (coll, s, J ("{'_id': 1}"));
    REQUIRE (r->ok, "insert: %s", describe (r));
@@ -988,6 +723,8 @@ check_txn_options_majority (void)
    REQUIRE (r->ok, "commit: %s", describe (r));
    REQUIRE (strcmp (commits.w[0], "majority") == 0, "commit has writeConcern.w '%s'",
             commits.w[0]);
+   REQUIRE (commits.max_time_ms == 5000, "commit has maxTimeMS %lld, want 5000",
+            (long long) commits.max_time_ms);
    REQUIRE (count (coll, NULL, J ("{}")) == 1, "the committed document is missing");
    return true;
 }
@@ -1201,20 +938,19 @@ check_rule_no_write_concern_in_txn (void)
 static bool
 check_rule_commands_not_in_txn (void)
 {
-   static const char *cmds[] = {"{'count': '%s'}", "{'listCollections': 1, 'filter': {'name':"
-                                " '%s'}}", "{'drop': '%s'}"};
+   static const struct {
+      const char *name, *cmd;
+   } cmds[] = {{"count", "{'count': '%s'}"},
+               {"listCollections", "{'listCollections': 1, 'filter': {'name': '%s'}}"},
+               {"drop", "{'drop': '%s'}"}};
    mongoc_collection_t *coll = coll_of (g.main);
-   size_t i;
+   int i;
 
-   for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+   for (i = 0; i < (int) (sizeof cmds / sizeof cmds[0]); i++) {
       res_t *r;
-      OPEN_TXN (s, g.main, coll, 1);
-      r = run (g.main, g.db, J (cmds[i], g.check), s);
-      REQUIRE (code (r) == 263, "%s in a transaction: %s, want 263",
-               get_str (J (cmds[i], g.check), "count")[0] ? "count"
-               : i == 1                                      ? "listCollections"
-                                                             : "drop",
-               describe (r));
+      OPEN_TXN (s, g.main, coll, i + 1);
+      r = run (g.main, g.db, J (cmds[i].cmd, g.check), s);
+      REQUIRE (code (r) == 263, "%s in a transaction: %s, want 263", cmds[i].name, describe (r));
    }
    return true;
 }
@@ -1560,6 +1296,43 @@ check_server_label_retryable_commit (void)
    return true;
 }
 
+/* Outside transactions too: 189 on a retryable write gets RetryableWriteError from the
+ * server, and libmongoc's retry then inserts the document once. */
+static bool
+check_server_label_retryable_write (void)
+{
+   mongoc_client_t *c = client_with_apm ();
+   mongoc_collection_t *coll = coll_of (c);
+   res_t *r = failpoint ("{'times': 1}", "'failCommands': ['insert'], 'errorCode': 189");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = insert (coll, NULL, J ("{'_id': 1}"));
+   REQUIRE (r->ok, "retryable insert: %s", describe (r));
+   REQUIRE (commits.writes == 2, "%d insert commands sent, want 2 (a retry)", commits.writes);
+   REQUIRE (count (coll, NULL, J ("{}")) == 1, "want exactly one document");
+   return true;
+}
+
+/* An explicit errorLabels in the failpoint replaces the computed ones: 189 with
+ * errorLabels [] on commit is not retried. */
+static bool
+check_fp_empty_error_labels (void)
+{
+   mongoc_client_t *c = client_with_apm ();
+   mongoc_collection_t *coll = coll_of (c);
+   res_t *r;
+   OPEN_TXN (s, c, coll, 1);
+
+   r = failpoint ("{'times': 1}",
+                  "'failCommands': ['commitTransaction'], 'errorCode': 189, 'errorLabels': []");
+   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   r = commit (s);
+   REQUIRE (code (r) == 189, "commit: %s, want code 189", describe (r));
+   REQUIRE (commits.started == 1, "%d commitTransaction commands sent, want 1", commits.started);
+   REQUIRE (commits.failed >= 1 && !commits.failed_rwe[0],
+            "the reply has %s despite errorLabels []", RWE);
+   return true;
+}
+
 /* with_transaction reruns its callback after a transient error: insert fails once with 112. */
 typedef struct {
    mongoc_collection_t *coll;
@@ -1863,13 +1636,16 @@ static const struct {
    {"abort_discards", check_abort_discards},
    {"lifetime_expiry", check_lifetime_expiry},
    {"blocked_write_times_out", check_blocked_write_times_out},
+   {"blocked_insert_times_out", check_blocked_insert_times_out},
    {"blocked_write_resumes", check_blocked_write_resumes},
    {"duplicate_key_in_txn", check_duplicate_key_in_txn},
    {"unique_index", check_unique_index},
    {"int64_inc", check_int64_inc},
    {"standalone_refuses", check_standalone_refuses},
    {"two_clusters_independent", check_two_clusters_independent},
-   {"multi_collection", check_multi_collection},
+   {"multi_database", check_multi_database},
+   {"bulk_ops_in_txn", check_bulk_ops_in_txn},
+   {"implicit_create_in_txn", check_implicit_create_in_txn},
    {"read_only_txn", check_read_only_txn},
    {"txn_options_majority", check_txn_options_majority},
    {"causal_session", check_causal_session},
@@ -1899,6 +1675,8 @@ static const struct {
    {"commit_close_connection", check_commit_close_connection},
    {"server_label_transient", check_server_label_transient},
    {"server_label_retryable_commit", check_server_label_retryable_commit},
+   {"server_label_retryable_write", check_server_label_retryable_write},
+   {"fp_empty_error_labels", check_fp_empty_error_labels},
    {"with_transaction_reruns", check_with_transaction_reruns},
    {"with_transaction_network_error", check_with_transaction_network_error},
    {"commit_transient_112", check_commit_transient_112},
@@ -1929,11 +1707,11 @@ log_handler (mongoc_log_level_t level, const char *domain, const char *msg, void
 }
 
 static void
-drop_db (const char *uri)
+drop_db (const char *uri, const char *db)
 {
    mongoc_client_t *c = client_new_raw (uri, g.app);
    bson_t *cmd = BCON_NEW ("dropDatabase", BCON_INT32 (1));
-   mongoc_client_command_simple (c, g.db, cmd, NULL, NULL, NULL);
+   mongoc_client_command_simple (c, db, cmd, NULL, NULL, NULL);
    bson_destroy (cmd);
    mongoc_client_destroy (c);
 }
@@ -1962,6 +1740,7 @@ main (void)
    mongoc_init ();
    mongoc_log_set_handler (log_handler, NULL);
    snprintf (g.db, sizeof g.db, "xdbtx_conf_%ld", (long) getpid ());
+   snprintf (g.db2, sizeof g.db2, "xdbtx_conf_%ld_b", (long) getpid ());
    snprintf (g.app, sizeof g.app, "xdbtx-conf-%ld", (long) getpid ());
    snprintf (g.other_app, sizeof g.other_app, "xdbtx-conf-other-%ld", (long) getpid ());
    g.main = client_new_raw (g.uri1, g.app);
@@ -1982,6 +1761,11 @@ main (void)
       failpoint_off ();
       arena_release ();
       tap++;
+      for (char *c = g.why; *c; c++) {
+         if (*c == '\n' || *c == '\r') {
+            *c = ' '; /* one TAP line per check */
+         }
+      }
       if (now_ms () - t0 > 5000) {
          printf ("# %s took %lld ms\n", g.check, (long long) (now_ms () - t0));
       }
@@ -2000,9 +1784,10 @@ main (void)
       }
    }
 
-   drop_db (g.uri1);
+   drop_db (g.uri1, g.db);
+   drop_db (g.uri1, g.db2);
    if (g.uri2) {
-      drop_db (g.uri2);
+      drop_db (g.uri2, g.db);
    }
    mongoc_client_destroy (g.main);
    mongoc_cleanup ();

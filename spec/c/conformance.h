@@ -1,23 +1,28 @@
 /*
- * conformance.h - small helpers for the test-server conformance suite (conformance.c).
+ * conformance.h - the harness of the test-server conformance suite (conformance.c).
  *
- * Everything a check creates (clients, sessions, collections, documents, command results)
- * is registered in one per-check arena and released by the runner after the check, in
- * reverse order of creation, so libmongoc's lifecycle (session before client) holds even
- * when a check stops at its first failed expectation. Documents are written as JSON with
- * single quotes, J("{'insert': '%s'}", name), to keep the checks readable.
- * Only the main thread uses these helpers; the concurrency check's threads use plain libmongoc.
+ * A check is a `bool fn(void)` that stops at its first failed expectation with REQUIRE
+ * (setting the reason the runner prints) or SKIP. Everything a check creates (clients,
+ * sessions, collections, documents, command results) is registered in one per-check arena
+ * and released by the runner after the check, in reverse order of creation, so libmongoc's
+ * lifecycle (session before client) holds wherever a check stops. Documents are written as
+ * JSON with single quotes, J("{'insert': '%s'}", name). Command outcomes come back as res_t
+ * (ok, error, reply: labels live only in the reply). Only the main thread uses the arena;
+ * threads started by a check use plain libmongoc.
  */
 #ifndef XDBTX_CONFORMANCE_H
 #define XDBTX_CONFORMANCE_H
 
 #include <mongoc/mongoc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The outcome of one libmongoc call: ok, plus the error and the (always initialised) reply. */
 typedef struct {
@@ -182,6 +187,407 @@ sleep_ms (long ms)
    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
    while (nanosleep (&ts, &ts) != 0) {
    }
+}
+
+/* ---- run-wide state and the check protocol ---------------------------------------------- */
+
+#define TTE "TransientTransactionError"
+#define UTCR "UnknownTransactionCommitResult"
+#define RWE "RetryableWriteError"
+
+/* Run-wide state: the URIs, this run's names, the main client (cluster 1) and the check
+ * being run (its name doubles as its collection name). */
+static struct {
+   const char *uri1, *uri2, *uri_standalone;
+   char db[64], db2[64]; /* this run's databases (the second for multi-database checks) */
+   char app[64];
+   char other_app[64];
+   mongoc_client_t *main;
+   const char *check;
+   char why[1024];
+   bool skipped;
+} g;
+
+/* REQUIRE(cond, fmt, ...): end the current check as failed, with the formatted reason. */
+#define REQUIRE(cond, ...)                                  \
+   do {                                                     \
+      if (!(cond)) {                                        \
+         snprintf (g.why, sizeof g.why, __VA_ARGS__);       \
+         return false;                                      \
+      }                                                     \
+   } while (0)
+
+/* SKIP(fmt, ...): end the current check as skipped. */
+#define SKIP(...)                                     \
+   do {                                               \
+      snprintf (g.why, sizeof g.why, __VA_ARGS__);    \
+      g.skipped = true;                               \
+      return true;                                    \
+   } while (0)
+
+/* ---- clients, sessions, commands ------------------------------------------------------- */
+
+static void
+client_free (void *p)
+{
+   mongoc_client_destroy (p);
+}
+
+static void
+session_free (void *p)
+{
+   mongoc_client_session_destroy (p);
+}
+
+static void
+coll_free (void *p)
+{
+   mongoc_collection_destroy (p);
+}
+
+/* A parsed copy of URI_STR with short timeouts (unless the URI sets them) and APP as appName;
+ * the caller owns it. */
+static mongoc_uri_t *
+make_uri (const char *uri_str, const char *app)
+{
+   bson_error_t err;
+   mongoc_uri_t *uri = mongoc_uri_new_with_error (uri_str, &err);
+   if (!uri) {
+      printf ("Bail out! bad URI %s: %s\n", uri_str, err.message);
+      exit (2);
+   }
+   if (!mongoc_uri_has_option (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS)) {
+      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
+   }
+   if (!mongoc_uri_has_option (uri, MONGOC_URI_CONNECTTIMEOUTMS)) {
+      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
+   }
+   if (!mongoc_uri_has_option (uri, MONGOC_URI_SOCKETTIMEOUTMS)) {
+      /* a server that never answers fails the check instead of stalling the suite */
+      mongoc_uri_set_option_as_int32 (uri, MONGOC_URI_SOCKETTIMEOUTMS, 20000);
+   }
+   if (app) {
+      mongoc_uri_set_appname (uri, app);
+   }
+   return uri;
+}
+
+/* A new single-threaded client for URI_STR named APP (NULL: unnamed); not in the arena. */
+static mongoc_client_t *
+client_new_raw (const char *uri_str, const char *app)
+{
+   bson_error_t err;
+   mongoc_uri_t *uri = make_uri (uri_str, app);
+   mongoc_client_t *c = mongoc_client_new_from_uri_with_error (uri, &err);
+   mongoc_uri_destroy (uri);
+   if (!c) {
+      printf ("Bail out! cannot create a client for %s: %s\n", uri_str, err.message);
+      exit (2);
+   }
+   mongoc_client_set_error_api (c, MONGOC_ERROR_API_VERSION_2);
+   return c;
+}
+
+/* A new client owned by the arena. */
+static mongoc_client_t *
+client_new (const char *uri_str, const char *app)
+{
+   return own (client_new_raw (uri_str, app), client_free);
+}
+
+/* A new session on C, owned by the arena (destroying it aborts an open transaction). */
+static mongoc_client_session_t *
+session_new (mongoc_client_t *c)
+{
+   bson_error_t err;
+   mongoc_client_session_t *s = mongoc_client_start_session (c, NULL, &err);
+   if (!s) {
+      snprintf (g.why, sizeof g.why, "start_session: %s", err.message);
+   }
+   return own (s, session_free);
+}
+
+/* The current check's collection on client C, owned by the arena. */
+static mongoc_collection_t *
+coll_of (mongoc_client_t *c)
+{
+   return own (mongoc_client_get_collection (c, g.db, g.check), coll_free);
+}
+
+/* OPTS (may be NULL) plus S's lsid (S may be NULL); a new document owned by the arena. */
+static bson_t *
+with_session (const bson_t *opts, mongoc_client_session_t *s)
+{
+   bson_error_t err;
+   bson_t *o = opts ? own (bson_copy (opts), bson_free_doc) : J ("{}");
+   if (s && !mongoc_client_session_append (s, o, &err)) {
+      printf ("Bail out! session_append: %s\n", err.message);
+      exit (2);
+   }
+   return o;
+}
+
+/* Runs the raw command CMD on DB through C (in S's transaction when S is in one). libmongoc
+ * does not retry generic commands, so a failpoint hits exactly one attempt. Write errors in
+ * an ok:1 reply count as a failure, like libmongoc's own write helpers report them. */
+static res_t *
+run (mongoc_client_t *c, const char *db, const bson_t *cmd, mongoc_client_session_t *s)
+{
+   res_t *r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_client_command_with_opts (
+      c, db, cmd, NULL, with_session (NULL, s), &r->reply, &r->err);
+   if (r->ok && get_int (&r->reply, "writeErrors.0.code", 0) != 0) {
+      r->ok = false;
+      r->err.domain = MONGOC_ERROR_SERVER;
+      r->err.code = (uint32_t) get_int (&r->reply, "writeErrors.0.code", 0);
+      bson_strncpy (r->err.message, get_str (&r->reply, "writeErrors.0.errmsg"),
+                    sizeof r->err.message);
+   }
+   return r;
+}
+
+/* R's reply as relaxed extended JSON, owned by the arena (for failure reasons). */
+static const char *
+reply_json (const res_t *r)
+{
+   char *json = bson_as_relaxed_extended_json (&r->reply, NULL);
+   return own (json, bson_free);
+}
+
+/* Runs an admin command on the main client. */
+static res_t *
+admin (const bson_t *cmd)
+{
+   return run (g.main, "admin", cmd, NULL);
+}
+
+/* Sets the failCommand failpoint: MODE is JSON ('alwaysOn', {'times': 1}, ...), DATA the
+ * members of its data document besides appName, which is APP. */
+static res_t *
+failpoint_for (const char *app, const char *mode, const char *data)
+{
+   return admin (J ("{'configureFailPoint': 'failCommand', 'mode': %s,"
+                    " 'data': {'appName': '%s', %s}}",
+                    mode, app, data));
+}
+
+static res_t *
+failpoint (const char *mode, const char *data)
+{
+   return failpoint_for (g.app, mode, data);
+}
+
+static void
+failpoint_off (void)
+{
+   admin (J ("{'configureFailPoint': 'failCommand', 'mode': 'off'}"));
+}
+
+/* ---- collection operations, each returning a result ------------------------------------ */
+
+static res_t *
+insert (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *doc)
+{
+   res_t *r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_collection_insert_one (coll, doc, with_session (NULL, s), &r->reply, &r->err);
+   return r;
+}
+
+static res_t *
+update (mongoc_collection_t *coll,
+        mongoc_client_session_t *s,
+        const bson_t *filter,
+        const bson_t *upd)
+{
+   res_t *r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_collection_update_one (
+      coll, filter, upd, with_session (NULL, s), &r->reply, &r->err);
+   return r;
+}
+
+/* The number of documents matching FILTER as seen by S (or outside any session), or -1
+ * (the error is printed as a TAP comment). */
+static int64_t
+count (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *filter)
+{
+   bson_error_t err;
+   int64_t n =
+      mongoc_collection_count_documents (coll, filter, with_session (NULL, s), NULL, NULL, &err);
+   if (n < 0) {
+      printf ("# %s: count_documents failed: %s\n", g.check, err.message);
+   }
+   return n;
+}
+
+/* The first document matching FILTER, a copy owned by the arena, or NULL. */
+static bson_t *
+find_one (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *filter)
+{
+   const bson_t *doc;
+   bson_t *out = NULL;
+   mongoc_cursor_t *cur = mongoc_collection_find_with_opts (
+      coll, filter, with_session (J ("{'limit': 1}"), s), NULL);
+   if (mongoc_cursor_next (cur, &doc)) {
+      out = own (bson_copy (doc), bson_free_doc);
+   }
+   mongoc_cursor_destroy (cur);
+   return out;
+}
+
+/* Starts a transaction on S with the options in OPTS_JSON (NULL: none), which may name a
+ * 'readConcern' level, 'writeConcern': 'majority' and 'maxCommitTimeMS'. */
+static res_t *
+start (mongoc_client_session_t *s, const char *opts_json)
+{
+   res_t *r = res_new ();
+   mongoc_transaction_opt_t *opts = mongoc_transaction_opts_new ();
+   bson_t *o = J ("%s", opts_json ? opts_json : "{}");
+   if (*get_str (o, "readConcern")) {
+      mongoc_read_concern_t *rc = mongoc_read_concern_new ();
+      mongoc_read_concern_set_level (rc, get_str (o, "readConcern"));
+      mongoc_transaction_opts_set_read_concern (opts, rc);
+      mongoc_read_concern_destroy (rc);
+   }
+   if (get_int (o, "maxCommitTimeMS", 0) > 0) {
+      mongoc_transaction_opts_set_max_commit_time_ms (opts, get_int (o, "maxCommitTimeMS", 0));
+   }
+   if (strcmp (get_str (o, "writeConcern"), "majority") == 0) {
+      mongoc_write_concern_t *wc = mongoc_write_concern_new ();
+      mongoc_write_concern_set_w (wc, MONGOC_WRITE_CONCERN_W_MAJORITY);
+      mongoc_transaction_opts_set_write_concern (opts, wc);
+      mongoc_write_concern_destroy (wc);
+   }
+   r->ok = mongoc_client_session_start_transaction (s, opts, &r->err);
+   mongoc_transaction_opts_destroy (opts);
+   return r;
+}
+
+static res_t *
+commit (mongoc_client_session_t *s)
+{
+   res_t *r = res_new ();
+   bson_destroy (&r->reply);
+   r->ok = mongoc_client_session_commit_transaction (s, &r->reply, &r->err);
+   return r;
+}
+
+static res_t *
+abort_txn (mongoc_client_session_t *s)
+{
+   res_t *r = res_new ();
+   r->ok = mongoc_client_session_abort_transaction (s, &r->err);
+   return r;
+}
+
+/* A session on C with a transaction started and its first statement (an insert of
+ * {_id: FIRST_ID}) done, so the snapshot is established; NULL with a reason on failure. */
+static mongoc_client_session_t *
+open_txn (mongoc_client_t *c, mongoc_collection_t *coll, int first_id)
+{
+   mongoc_client_session_t *s = session_new (c);
+   res_t *r;
+   if (!s) {
+      return NULL;
+   }
+   r = start (s, NULL);
+   if (!r->ok) {
+      snprintf (g.why, sizeof g.why, "start_transaction: %s", describe (r));
+      return NULL;
+   }
+   r = insert (coll, s, J ("{'_id': %d}", first_id));
+   if (!r->ok) {
+      snprintf (g.why, sizeof g.why, "first insert in the transaction: %s", describe (r));
+      return NULL;
+   }
+   return s;
+}
+
+/* OPEN_TXN(s, client, coll, id): declare session S with a transaction opened by open_txn,
+ * or end the check as failed. */
+#define OPEN_TXN(var, c, coll, id)                         \
+   mongoc_client_session_t *var = open_txn (c, coll, id); \
+   if (!var) {                                            \
+      return false;                                       \
+   }
+
+/* ---- APM: the commitTransaction (and write) commands a client sends --------------------- */
+
+static struct {
+   int writes;         /* insert and update commands started */
+   int started;        /* commitTransaction commands started */
+   char w[4][32];      /* writeConcern.w of each ("" when absent; numbers as digits) */
+   int64_t max_time_ms; /* maxTimeMS of the first one (0: absent) */
+   int failed;         /* commitTransaction commands failed */
+   bool failed_rwe[4]; /* whether each failed reply carried RetryableWriteError */
+} commits;
+
+static void
+on_started (const mongoc_apm_command_started_t *e)
+{
+   const bson_t *cmd = mongoc_apm_command_started_get_command (e);
+   bson_iter_t it;
+   const char *name = mongoc_apm_command_started_get_command_name (e);
+   int i = commits.started;
+   if (!strcmp (name, "insert") || !strcmp (name, "update")) {
+      commits.writes++;
+   }
+   if (strcmp (name, "commitTransaction") != 0) {
+      return;
+   }
+   commits.started++;
+   if (i == 0) {
+      commits.max_time_ms = get_int (cmd, "maxTimeMS", 0);
+   }
+   if (i >= 4) {
+      return;
+   }
+   commits.w[i][0] = '\0';
+   if (bson_iter_init_find (&it, cmd, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      bson_t wc;
+      uint32_t len;
+      const uint8_t *data;
+      bson_iter_document (&it, &len, &data);
+      if (bson_init_static (&wc, data, len)) {
+         const char *w = get_str (&wc, "w");
+         if (*w) {
+            bson_strncpy (commits.w[i], w, sizeof commits.w[i]);
+         } else if (get_int (&wc, "w", -1) >= 0) {
+            snprintf (commits.w[i], sizeof commits.w[i], "%d", (int) get_int (&wc, "w", 0));
+         }
+      }
+   }
+}
+
+static void
+on_failed (const mongoc_apm_command_failed_t *e)
+{
+   int i = commits.failed;
+   if (strcmp (mongoc_apm_command_failed_get_command_name (e), "commitTransaction") != 0) {
+      return;
+   }
+   commits.failed++;
+   if (i < 4) {
+      commits.failed_rwe[i] =
+         mongoc_error_has_label (mongoc_apm_command_failed_get_reply (e), RWE);
+   }
+}
+
+/* A new client (arena) on cluster 1 whose commitTransaction commands are recorded in
+ * `commits`, which is reset. */
+static mongoc_client_t *
+client_with_apm (void)
+{
+   mongoc_client_t *c = client_new (g.uri1, g.app);
+   mongoc_apm_callbacks_t *cb = mongoc_apm_callbacks_new ();
+   mongoc_apm_set_command_started_cb (cb, on_started);
+   mongoc_apm_set_command_failed_cb (cb, on_failed);
+   mongoc_client_set_apm_callbacks (c, cb, NULL);
+   mongoc_apm_callbacks_destroy (cb);
+   memset (&commits, 0, sizeof commits);
+   return c;
 }
 
 #endif

@@ -331,6 +331,7 @@ def run_tests(port, sport):
     ok(r.get("n") == 1, "standalone: plain writes work", r)
 
     crud_tests(c)
+    wire_tests(c)
     bank_test(port)
 
     # reset
@@ -499,6 +500,26 @@ def bank_test(port, accounts=10, workers=6, transfers=40):
     ok(not problems and total == 100 * accounts and stats["commits"] == workers * transfers,
        "concurrent transfers keep the total (%d commits, %d retries, %.1f s)"
        % (stats["commits"], stats["retries"], time.time() - t0), (problems[:3], total, stats))
+
+
+def wire_tests(c):
+    """OP_MSG details: kind-1 sections, moreToCome (no reply), checksum flag."""
+    c.run("admin", cmd("xdbtxReset", 1))
+    body = SON([("insert", "w"), ("$db", "wire")])
+    seq = b"".join(wire.encode({"_id": i}) for i in range(3))
+    section = b"documents\0" + seq
+    payload = (b"\0" + wire.encode(body) + b"\1" + struct.pack("<i", 4 + len(section)) + section)
+    c._send(2013, struct.pack("<I", 0) + payload)
+    r = wire.decode(c._recv()[5:])
+    ok(r.get("n") == 3, "kind-1 document sequence", r)
+    body["documents"] = [{"_id": 10}]
+    body["writeConcern"] = {"w": 0}
+    c._send(2013, struct.pack("<I", 2) + b"\0" + wire.encode(body))   # moreToCome: no reply
+    c._send(2013, struct.pack("<I", 1) + b"\0" + wire.encode(SON([("find", "w"), ("$db", "wire")]))
+            + b"\0\0\0\0")                                            # checksum flag + crc
+    r = wire.decode(c._recv()[5:])
+    ok([d["_id"] for d in r["cursor"]["firstBatch"]] == [0, 1, 2, 10],
+       "moreToCome gets no reply; checksummed message accepted", r)
 
 
 if __name__ == "__main__":

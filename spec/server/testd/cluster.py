@@ -241,6 +241,7 @@ class Cluster(object):
     def reset_state(self):
         self.catalog = Catalog()
         self.sessions = {}
+        self.active_txns = set()    # transactions in progress (kept by sessions.checkout)
         self.cursors = {}
         self.failpoints = FailPoints()
         self.log = []
@@ -249,10 +250,11 @@ class Cluster(object):
         self.stats = {"totalStarted": 0, "totalCommitted": 0, "totalAborted": 0}
 
     def reset(self):
-        """xdbtxReset: drop data, sessions, failpoints and log (caller holds the lock)."""
+        """xdbtxReset: drop data, sessions, failpoints, log, parameters (lock held)."""
         for s in self.sessions.values():
             self.abort_session_txn(s, "reset")
         self.reset_state()
+        self.params = {"transactionLifetimeLimitSeconds": 60}
         self.cond.notify_all()
 
     @property
@@ -283,14 +285,13 @@ class Cluster(object):
         return self.clock
 
     def open_txns(self):
-        return [s.txn for s in self.sessions.values()
-                if s.txn is not None and s.txn.state == sess_mod.IN_PROGRESS]
+        return list(self.active_txns)
 
     def bump_versions(self, keys):
         cat = self.catalog
         cat.seq += 1
         self.tick()
-        if any(True for _ in self.open_txns()):
+        if self.active_txns:
             for k in keys:
                 cat.versions[k] = cat.seq
         elif cat.versions:
@@ -322,6 +323,7 @@ class Cluster(object):
                 else:
                     docs[idkey] = doc
         txn.state = sess_mod.COMMITTED
+        self.active_txns.discard(txn)
         self._release(txn)
         self.bump_versions(txn.locks)
         txn.writes = {}
@@ -334,6 +336,7 @@ class Cluster(object):
             return
         txn.state = sess_mod.ABORTED
         txn.abort_reason = reason
+        self.active_txns.discard(txn)
         self._release(txn)
         txn.writes = {}
         txn.snap = {}
@@ -341,10 +344,13 @@ class Cluster(object):
         self.cond.notify_all()
 
     def _release(self, txn):
+        """Drop the transaction's locks and cursors."""
         locks = self.catalog.locks
         for k in txn.locks:
             if locks.get(k) is txn:
                 del locks[k]
+        for cid in [cid for cid, cur in self.cursors.items() if cur.txn is txn]:
+            del self.cursors[cid]
 
     def abort_session_txn(self, session, reason=None):
         if session.txn is not None:

@@ -402,12 +402,15 @@ def fam_statement(ctx, ns, cmd, remove, u):
 # ---------------------------------------------------------------- reads and cursors
 
 class Cursor(object):
-    def __init__(self, cid, ns, docs, session_key):
+    """An open cursor: its (materialized) results and how far the client has read."""
+
+    def __init__(self, cid, ns, docs, session_key, txn):
         self.id = cid
         self.ns = ns
         self.docs = docs
         self.pos = 0
         self.session_key = session_key
+        self.txn = txn          # cursors of a transaction die with it, as in mongod
 
 
 def take_batch(docs, start, size):
@@ -436,7 +439,7 @@ def cursor_reply(ctx, ns, docs, batch_size, single_batch=False):
     if pos < len(docs) and not single_batch:
         ctx.cluster.cursor_counter += 1
         cid = ctx.cluster.cursor_counter + (ctx.cluster.index + 1) * 1000000000
-        c = Cursor(cid, ns, docs, ctx.session.key if ctx.session else None)
+        c = Cursor(cid, ns, docs, ctx.session.key if ctx.session else None, ctx.txn)
         c.pos = pos
         ctx.cluster.cursors[cid] = c
     return SON([("cursor", SON([("firstBatch", batch), ("id", Int64(cid)), ("ns", ns)])),

@@ -142,6 +142,7 @@ def checkout(cluster, session, name, cmd):
         session.txn_number = txn_number
         session.retry_cache = {}
         session.txn = Transaction(session, txn_number, cluster.catalog, rc)
+        cluster.active_txns.add(session.txn)
         cluster.stats["totalStarted"] += 1
         return Checkout(txn=session.txn, starts=True)
 
