@@ -9,8 +9,8 @@ package.path = "./lua/?.lua;" .. package.path
 package.cpath = "./build/5.4/?.so;" .. package.cpath
 local xdbtx = require "xdbtx"
 
-local uri = os.getenv("XDBTX_URI") or os.getenv("XDBTX_TEST_URI")
-assert(uri, "set XDBTX_URI (or run under spec/server/with-servers)")
+local uri = assert(os.getenv("XDBTX_URI") or os.getenv("XDBTX_TEST_URI"),
+  "set XDBTX_URI (or run under spec/server/with-servers)")
 local client = xdbtx.client(uri)
 local notes = client:collection("xdbtx_example", "notes")
 notes:delete_many {}

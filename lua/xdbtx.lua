@@ -534,6 +534,9 @@ function M.client(uri, opts)
   }, Client)
 end
 
+-- Two Client objects of the same pool (same URI and options) are equal.
+function Client.__eq(a, b) return a._id == b._id end
+
 function Client:id() return self._id end
 function Client:uri() return self._core:uri() end
 function Client:topology() return self._core:topology() end
@@ -673,7 +676,8 @@ local function check_topology(client, where)
   end
   if t == "standalone" then
     raise("connect", "transaction", where .. ": " .. client._id .. " is a standalone server, which has no" ..
-      " transactions; use xdbtx.run(tree, { mode = \"saga\" }) for compensation-based runs")
+      " transactions (they need a replica set or a sharded cluster); for a standalone server the" ..
+      " transaction tree's compensation-based mode = \"saga\" is the way (xdbtx.run: not in this version yet)")
   end
 end
 
@@ -773,6 +777,20 @@ local function retrying(st, err, what, elapsed)
   end
 end
 
+-- Before rerunning a whole transaction: a jittered exponential pause
+-- (5 ms growing 1.5x per attempt, at most 500 ms, never past the timeout),
+-- so a conflict that persists does not turn into a busy loop against the
+-- server. ngx.sleep under OpenResty (it yields), core.sleep elsewhere.
+local BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_GROWTH = 0.005, 0.5, 1.5
+local function backoff(st, timeout)
+  local pause = math.random() * math.min(BACKOFF_INITIAL * BACKOFF_GROWTH ^ (st.attempt - 1), BACKOFF_MAX)
+  pause = math.min(pause, timeout - (now() - st.started))
+  if pause <= 0 then return end
+  local ngx_sleep = rawget(_G, "ngx") and ngx.sleep
+  if ngx_sleep and pcall(ngx_sleep, pause) then return end
+  if core.sleep then core.sleep(pause) end
+end
+
 -- The convenient-API loop over one session (reused by every attempt).
 local function run_transaction(client, session, fn, topts, timeout, owned)
   local cs = session._core
@@ -835,6 +853,7 @@ local function run_transaction(client, session, fn, topts, timeout, owned)
       end
     end
     if not retry then return end
+    backoff(st, timeout)
   end
 end
 

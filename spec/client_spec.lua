@@ -6,11 +6,7 @@
 
 local env = require "support.env"
 
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local catch = env.catch
 
 describe("the xdbtx module", function()
   it("re-exports the codec and the error functions of xdbtx.core unchanged", function()
@@ -30,9 +26,7 @@ describe("clients and collections (fake core)", function()
   local x, fake, client, coll
 
   before_each(function()
-    x, fake = env.fake()
-    client = x.client("mongodb://fake")
-    coll = client:collection("db", "t")
+    x, fake, client, coll = env.fake_client("db", "t")
     for i = 1, 3 do coll:insert_one { _id = i } end
     fake.log = {}
   end)
@@ -144,8 +138,7 @@ describe("clients and collections against the test server", function()
   before_each(function()
     x = require "xdbtx"
     client = x.client(env.uri(), { app_name = "client_spec" })
-    coll = client:collection(DB .. ".items")
-    coll:delete_many {}
+    coll = env.clean_collection(client, DB .. ".items")
   end)
 
   it("client:id() is the same for two clients of the same URI", function()

@@ -3,20 +3,12 @@
 
 local env = require "support.env"
 
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local catch = env.catch
 
 describe("xdbtx.Error from the Lua layer (fake core)", function()
   local x, fake, client, coll
 
-  before_each(function()
-    x, fake = env.fake()
-    client = x.client("mongodb://fake")
-    coll = client:collection("db.t")
-  end)
+  before_each(function() x, fake, client, coll = env.fake_client("db.t") end)
 
   -- each case: a function that must fail, and the phase of its Error
   local cases = {
@@ -150,8 +142,7 @@ describe("errors against the test server", function()
 
   it("a duplicate key is an xdbtx.Error with code, name, phase, reply", function()
     local client = x.client(env.uri())
-    local coll = client:collection(DB, "t")
-    coll:delete_many {}
+    local coll = env.clean_collection(client, DB, "t")
     coll:insert_one { _id = 1 }
     local err = catch(coll.insert_one, coll, { _id = 1 })
     assert.is_true(x.is_error(err))
@@ -164,8 +155,7 @@ describe("errors against the test server", function()
   it("xdbtx.safe returns nil, err for a server error", function()
     local safe = require "xdbtx.safe"
     local client = safe.client(env.uri())
-    local coll = client:collection(DB, "t")
-    coll:delete_many {}
+    local coll = env.clean_collection(client, DB, "t")
     assert(coll:insert_one { _id = 1 })
     local r, err = coll:insert_one { _id = 1 }
     assert.is_nil(r)

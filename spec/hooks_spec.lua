@@ -11,11 +11,7 @@
 
 local env = require "support.env"
 
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local catch = env.catch
 
 local function hook_cases(coll)
   -- op name, the call, the number of arguments before `s` in the before hook
@@ -34,11 +30,7 @@ end
 describe("hooks (fake core) #luajit", function()
   local x, fake, client, coll
 
-  before_each(function()
-    x, fake = env.fake()
-    client = x.client("mongodb://fake")
-    coll = client:collection("db.t")
-  end)
+  before_each(function() x, fake, client, coll = env.fake_client("db.t") end)
 
   it("before/after insert get the doc, the result and the session", function()
     local seen = {}
@@ -94,10 +86,8 @@ describe("hooks against the test server", function()
   before_each(function()
     -- a new Client object each test: hooks belong to its Collection objects
     client = x.client(env.uri())
-    coll = client:collection(DB, "items")
-    audit = client:collection(DB, "audit")
-    coll:delete_many {}
-    audit:delete_many {}
+    coll = env.clean_collection(client, DB, "items")
+    audit = env.clean_collection(client, DB, "audit")
   end)
 
   it("every op kind calls its before and after hooks with the documented arguments", function()

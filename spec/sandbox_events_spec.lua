@@ -4,20 +4,12 @@
 
 local env = require "support.env"
 
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local catch = env.catch
 
 describe("sandbox and events (fake core) #luajit", function()
   local x, fake, client, coll
 
-  before_each(function()
-    x, fake = env.fake()
-    client = x.client("mongodb://fake")
-    coll = client:collection("db.t")
-  end)
+  before_each(function() x, fake, client, coll = env.fake_client("db.t") end)
 
   it("sandbox returns fn's results and leaves nothing behind", function()
     local a, b = x.sandbox(client, function(s)
@@ -99,8 +91,7 @@ describe("sandbox and events against the test server", function()
 
   before_each(function()
     client = x.client(env.uri())
-    coll = client:collection(DB, "t")
-    coll:delete_many {}
+    coll = env.clean_collection(client, DB, "t")
   end)
 
   after_each(function() env.failpoints_off(client) end)

@@ -7,20 +7,12 @@
 
 local env = require "support.env"
 
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local catch = env.catch
 
 describe("client:transaction retry rules (fake core) #luajit", function()
   local x, fake, client, coll
 
-  before_each(function()
-    x, fake = env.fake()
-    client = x.client("mongodb://fake")
-    coll = client:collection("db", "t")
-  end)
+  before_each(function() x, fake, client, coll = env.fake_client("db", "t") end)
 
   local function names()
     local out = {}

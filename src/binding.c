@@ -715,6 +715,22 @@ l_now (lua_State *L)
    return 1;
 }
 
+/* core.sleep(seconds): block this thread (the Lua layer's retry backoff
+ * outside OpenResty, where ngx.sleep is used instead). */
+static int
+l_sleep (lua_State *L)
+{
+   lua_Number secs = luaL_checknumber (L, 1);
+   struct timespec ts;
+
+   luaL_argcheck (L, secs >= 0 && secs <= 3600, 1, "seconds must be in [0, 3600]");
+   ts.tv_sec = (time_t) secs;
+   ts.tv_nsec = (long) ((secs - (lua_Number) ts.tv_sec) * 1e9);
+   while (nanosleep (&ts, &ts) != 0) {
+   }
+   return 0;
+}
+
 /* core.mongoc_version() -> string */
 static int
 l_mongoc_version (lua_State *L)
@@ -740,6 +756,7 @@ luaopen_xdbtx_core (lua_State *L)
    static const luaL_Reg funcs[] = {
       {"client", l_client},
       {"now", l_now},
+      {"sleep", l_sleep},
       {"mongoc_version", l_mongoc_version},
       {NULL, NULL},
    };

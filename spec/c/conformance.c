@@ -27,28 +27,26 @@ snapshot_read_with (const char *txn_opts)
    mongoc_collection_t *coll = coll_of (g.main);
    mongoc_client_t *other = client_new (g.uri1, g.app);
    mongoc_client_session_t *s = session_new (g.main);
-   res_t *r;
    int64_t n;
 
    REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'v': 1}"))->ok &&
                insert (coll, NULL, J ("{'_id': 3, 'v': 1}"))->ok,
             "seed inserts failed");
-   r = start (s, txn_opts);
-   REQUIRE (r->ok, "start_transaction: %s", describe (r));
+   REQUIRE_OK (start (s, txn_opts), "start_transaction");
    n = count (coll, s, J ("{}"));
    REQUIRE (n == 2, "first statement counted %lld documents, want 2", (long long) n);
-   r = insert (coll_of (other), NULL, J ("{'_id': 2, 'v': 1}"));
-   REQUIRE (r->ok, "insert by the other client: %s", describe (r));
-   r = update (coll_of (other), NULL, J ("{'_id': 3}"), J ("{'$set': {'v': 2}}"));
-   REQUIRE (r->ok, "update by the other client: %s", describe (r));
-   r = run (other, g.db, J ("{'delete': '%s', 'deletes': [{'q': {'_id': 1}, 'limit': 1}]}",
-                            g.check), NULL);
-   REQUIRE (r->ok, "delete by the other client: %s", describe (r));
+   REQUIRE_OK (insert (coll_of (other), NULL, J ("{'_id': 2, 'v': 1}")),
+               "insert by the other client");
+   REQUIRE_OK (update (coll_of (other), NULL, J ("{'_id': 3}"), J ("{'$set': {'v': 2}}")),
+               "update by the other client");
+   REQUIRE_OK (run (other, g.db,
+                    J ("{'delete': '%s', 'deletes': [{'q': {'_id': 1}, 'limit': 1}]}", g.check),
+                    NULL),
+               "delete by the other client");
    n = count (coll, s, J ("{'v': 1}"));
    REQUIRE (n == 2, "the transaction sees %lld documents with v 1 after another client's "
             "insert, update and delete, want 2 (its snapshot)", (long long) n);
-   r = commit (s);
-   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE_OK (commit (s), "commit");
    n = count (coll, NULL, J ("{'v': 1}"));
    REQUIRE (n == 1, "after commit %lld documents with v 1, want 1", (long long) n);
    return true;
@@ -75,13 +73,12 @@ check_no_dirty_read (void)
    mongoc_collection_t *outside = coll_of (client_new (g.uri1, g.app));
    int64_t n, t0, ms;
    bson_t *doc;
-   res_t *r;
 
    REQUIRE (insert (coll, NULL, J ("{'_id': 0, 'n': 0}"))->ok, "seed insert failed");
    {
       OPEN_TXN (s, g.main, coll, 1);
-      r = update (coll, s, J ("{'_id': 0}"), J ("{'$set': {'n': 1}}"));
-      REQUIRE (r->ok, "update in the transaction: %s", describe (r));
+      REQUIRE_OK (update (coll, s, J ("{'_id': 0}"), J ("{'$set': {'n': 1}}")),
+                  "update in the transaction");
       n = count (coll, s, J ("{'_id': 1}"));
       REQUIRE (n == 1, "the transaction does not see its own insert (count %lld)", (long long) n);
       n = count (outside, NULL, J ("{'_id': 1}"));
@@ -94,8 +91,7 @@ check_no_dirty_read (void)
                (long long) get_int (doc, "n", -1));
       REQUIRE (ms < 1000, "reading a document the transaction wrote took %lld ms (blocked?)",
                (long long) ms);
-      r = commit (s);
-      REQUIRE (r->ok, "commit: %s", describe (r));
+      REQUIRE_OK (commit (s), "commit");
    }
    n = count (outside, NULL, J ("{'_id': 1}"));
    REQUIRE (n == 1, "committed insert not visible to another client (count %lld)", (long long) n);
@@ -119,8 +115,8 @@ check_write_conflict (void)
 
    REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
    REQUIRE (start (s1, NULL)->ok && start (s2, NULL)->ok, "start_transaction failed");
-   r = update (coll, s1, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
-   REQUIRE (r->ok, "first transaction's update: %s", describe (r));
+   REQUIRE_OK (update (coll, s1, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}")),
+               "first transaction's update");
    /* raw, to see the server's reply: libmongoc's update_one reply is a summary */
    r = run (g.main, g.db,
             J ("{'update': '%s', 'updates': [{'q': {'_id': 1}, 'u': {'$inc': {'n': 10}}}]}",
@@ -134,8 +130,7 @@ check_write_conflict (void)
    REQUIRE (has_label (r, TTE), "WriteConflict without the %s label", TTE);
    r = commit (s2);
    REQUIRE (code (r) == 251, "loser's commit: %s, want NoSuchTransaction 251", describe (r));
-   r = commit (s1);
-   REQUIRE (r->ok, "winner's commit: %s", describe (r));
+   REQUIRE_OK (commit (s1), "winner's commit");
    doc = find_one (coll, NULL, J ("{'_id': 1}"));
    REQUIRE (doc && get_int (doc, "n", -1) == 1, "n is %lld after both, want 1",
             doc ? (long long) get_int (doc, "n", -1) : -1LL);
@@ -155,8 +150,8 @@ check_write_conflict_after_snapshot (void)
    REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
    REQUIRE (start (s, NULL)->ok, "start_transaction failed");
    REQUIRE (count (coll, s, J ("{}")) == 1, "first statement (count) failed");
-   r = update (outside, NULL, J ("{'_id': 1}"), J ("{'$set': {'n': 5}}"));
-   REQUIRE (r->ok, "the other client's update: %s", describe (r));
+   REQUIRE_OK (update (outside, NULL, J ("{'_id': 1}"), J ("{'$set': {'n': 5}}")),
+               "the other client's update");
    r = update (coll, s, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
    REQUIRE (code (r) == 112, "update of a document changed after the snapshot: %s, want 112",
             describe (r));
@@ -183,8 +178,7 @@ check_write_conflict_insert (void)
    REQUIRE (code (r) == 112, "second transaction's insert of the same _id: %s, want 112",
             describe (r));
    REQUIRE (has_label (r, TTE), "WriteConflict without the %s label", TTE);
-   r = commit (s1);
-   REQUIRE (r->ok, "first transaction's commit: %s", describe (r));
+   REQUIRE_OK (commit (s1), "first transaction's commit");
    REQUIRE (count (coll, NULL, J ("{}")) == 1, "want exactly one document");
 
    /* the same _id committed by another client after the snapshot: a conflict too, not a
@@ -213,8 +207,7 @@ check_kill_sessions_aborts (void)
    bson_append_array_begin (cmd, "killSessions", -1, &arr);
    bson_append_document (&arr, "0", -1, mongoc_client_session_get_lsid (s));
    bson_append_array_end (cmd, &arr);
-   r = admin (cmd);
-   REQUIRE (r->ok, "killSessions: %s", describe (r));
+   REQUIRE_OK (admin (cmd), "killSessions");
    r = commit (s);
    REQUIRE (code (r) == 251, "commit after killSessions: %s, want NoSuchTransaction 251",
             describe (r));
@@ -228,13 +221,10 @@ check_commit_twice (void)
 {
    mongoc_client_t *c = client_with_apm ();
    mongoc_collection_t *coll = coll_of (c);
-   res_t *r;
    OPEN_TXN (s, c, coll, 1);
 
-   r = commit (s);
-   REQUIRE (r->ok, "commit: %s", describe (r));
-   r = commit (s);
-   REQUIRE (r->ok, "second commit: %s", describe (r));
+   REQUIRE_OK (commit (s), "commit");
+   REQUIRE_OK (commit (s), "second commit");
    REQUIRE (commits.started == 2, "%d commitTransaction commands sent, want 2", commits.started);
    REQUIRE (count (coll, NULL, J ("{}")) == 1, "want exactly one document");
    return true;
@@ -280,13 +270,11 @@ check_abort_discards (void)
             "seed inserts failed");
    {
       OPEN_TXN (s, g.main, coll, 3);
-      r = update (coll, s, J ("{'_id': 1}"), J ("{'$set': {'n': 1}}"));
-      REQUIRE (r->ok, "update: %s", describe (r));
+      REQUIRE_OK (update (coll, s, J ("{'_id': 1}"), J ("{'$set': {'n': 1}}")), "update");
       r = run (g.main, g.db,
                J ("{'delete': '%s', 'deletes': [{'q': {'_id': 2}, 'limit': 1}]}", g.check), s);
       REQUIRE (r->ok && get_int (&r->reply, "n", 0) == 1, "delete: %s", describe (r));
-      r = abort_txn (s);
-      REQUIRE (r->ok, "abort: %s", describe (r));
+      REQUIRE_OK (abort_txn (s), "abort");
       n = count (coll, s, J ("{'_id': 3}"));
       REQUIRE (n == 0, "the session itself still sees the aborted insert");
    }
@@ -309,8 +297,8 @@ lifetime_expiry (mongoc_collection_t *coll)
    res_t *r;
    OPEN_TXN (s, g.main, coll, 2);
 
-   r = update (coll, s, J ("{'_id': 1}"), J ("{'$set': {'n': 1}}"));
-   REQUIRE (r->ok, "update in the transaction: %s", describe (r));
+   REQUIRE_OK (update (coll, s, J ("{'_id': 1}"), J ("{'$set': {'n': 1}}")),
+               "update in the transaction");
    sleep_ms (2500);
    r = run (other, g.db,
             J ("{'update': '%s', 'updates': [{'q': {'_id': 1}, 'u': {'$set': {'n': 7}}}],"
@@ -337,8 +325,8 @@ check_lifetime_expiry (void)
    bool ok;
 
    REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
-   r = admin (J ("{'setParameter': 1, 'transactionLifetimeLimitSeconds': 1}"));
-   REQUIRE (r->ok, "setParameter transactionLifetimeLimitSeconds: %s", describe (r));
+   REQUIRE_OK (admin (J ("{'setParameter': 1, 'transactionLifetimeLimitSeconds': 1}")),
+               "setParameter transactionLifetimeLimitSeconds");
    ok = lifetime_expiry (coll);
    r = admin (J ("{'setParameter': 1, 'transactionLifetimeLimitSeconds': %lld}", (long long) old));
    REQUIRE (!ok || r->ok, "restoring transactionLifetimeLimitSeconds: %s", describe (r));
@@ -358,8 +346,8 @@ check_blocked_write_times_out (void)
 
    REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
    OPEN_TXN (s, g.main, coll, 2);
-   r = update (coll, s, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
-   REQUIRE (r->ok, "update in the transaction: %s", describe (r));
+   REQUIRE_OK (update (coll, s, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}")),
+               "update in the transaction");
    t0 = now_ms ();
    r = run (other, g.db,
             J ("{'update': '%s', 'updates': [{'q': {'_id': 1}, 'u': {'$set': {'n': 5}}}],"
@@ -430,8 +418,8 @@ check_blocked_write_resumes (void)
    REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': 0}"))->ok, "seed insert failed");
    {
       OPEN_TXN (s, g.main, coll, 2);
-      r = update (coll, s, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
-      REQUIRE (r->ok, "update in the transaction: %s", describe (r));
+      REQUIRE_OK (update (coll, s, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}")),
+                  "update in the transaction");
       pthread_create (&th, NULL, blocked_update, &b);
       sleep_ms (400);
       r = commit (s);
@@ -494,14 +482,12 @@ check_int64_inc (void)
    mongoc_collection_t *coll = coll_of (g.main);
    bson_t *doc;
    bson_iter_t it;
-   res_t *r;
 
    REQUIRE (insert (coll, NULL, J ("{'_id': 1, 'n': {'$numberLong': '1099511627776'}}"))->ok,
             "seed insert failed");
-   r = update (coll, NULL, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}"));
-   REQUIRE (r->ok, "$inc by an int32: %s", describe (r));
-   r = update (coll, NULL, J ("{'_id': 1}"), J ("{'$inc': {'n': {'$numberLong': '2'}}}"));
-   REQUIRE (r->ok, "$inc by an int64: %s", describe (r));
+   REQUIRE_OK (update (coll, NULL, J ("{'_id': 1}"), J ("{'$inc': {'n': 1}}")), "$inc by an int32");
+   REQUIRE_OK (update (coll, NULL, J ("{'_id': 1}"), J ("{'$inc': {'n': {'$numberLong': '2'}}}")),
+               "$inc by an int64");
    doc = find_one (coll, NULL, J ("{'_id': 1}"));
    REQUIRE (doc && bson_iter_init_find (&it, doc, "n"), "document or field n missing");
    REQUIRE (BSON_ITER_HOLDS_INT64 (&it), "n has BSON type 0x%02x, want int64 (0x12)",
@@ -546,21 +532,18 @@ check_two_clusters_independent (void)
 {
    mongoc_collection_t *c1 = coll_of (g.main);
    mongoc_collection_t *c2;
-   res_t *r;
 
    if (!g.uri2) {
       SKIP ("XDBTX_TEST_URI2 is unset");
    }
    c2 = coll_of (client_new (g.uri2, g.app));
    REQUIRE (insert (c1, NULL, J ("{'_id': 1, 'on': 1}"))->ok, "insert on cluster 1 failed");
-   r = insert (c2, NULL, J ("{'_id': 1, 'on': 2}"));
-   REQUIRE (r->ok, "the same _id on cluster 2: %s", describe (r));
+   REQUIRE_OK (insert (c2, NULL, J ("{'_id': 1, 'on': 2}")), "the same _id on cluster 2");
    REQUIRE (count (c2, NULL, J ("{'on': 1}")) == 0, "cluster 2 sees cluster 1's document");
    REQUIRE (count (c1, NULL, J ("{'on': 2}")) == 0, "cluster 1 sees cluster 2's document");
-   r = failpoint ("'alwaysOn'", "'failCommands': ['insert'], 'errorCode': 2");
-   REQUIRE (r->ok, "configureFailPoint on cluster 1: %s", describe (r));
-   r = insert (c2, NULL, J ("{'_id': 2}"));
-   REQUIRE (r->ok, "cluster 1's failpoint hit cluster 2: %s", describe (r));
+   REQUIRE_OK (failpoint ("'alwaysOn'", "'failCommands': ['insert'], 'errorCode': 2"),
+               "configureFailPoint on cluster 1");
+   REQUIRE_OK (insert (c2, NULL, J ("{'_id': 2}")), "cluster 1's failpoint hit cluster 2");
    return true;
 }
 
@@ -649,8 +632,7 @@ check_bulk_ops_in_txn (void)
    mongoc_cursor_destroy (cur);
    REQUIRE (i == 1, "aggregate in the transaction: want the one group {_id: 2, n: 2}");
    REQUIRE (count (outside, NULL, J ("{}")) == 0, "the uncommitted bulk writes are visible");
-   r = commit (s);
-   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE_OK (commit (s), "commit");
    REQUIRE (count (outside, NULL, J ("{'k': 2}")) == 2 && count (outside, NULL, J ("{}")) == 2,
             "after commit, want the 2 documents with k 2");
    return true;
@@ -674,12 +656,13 @@ check_implicit_create_in_txn (void)
       snprintf (name, sizeof name, "%s_%d", g.check, round);
       coll = own (mongoc_client_get_collection (g.main, g.db, name), coll_free);
       REQUIRE (start (s, NULL)->ok, "start_transaction failed");
-      r = insert (coll, s, J ("{'_id': 1}"));
-      REQUIRE (r->ok, "insert into a missing collection in a transaction: %s", describe (r));
+      REQUIRE_OK (insert (coll, s, J ("{'_id': 1}")),
+                  "insert into a missing collection in a transaction");
       r = round ? commit (s) : abort_txn (s);
       REQUIRE (r->ok, "%s: %s", round ? "commit" : "abort", describe (r));
-      r = run (g.main, g.db, J ("{'listCollections': 1, 'filter': {'name': '%s'}}", name), NULL);
-      REQUIRE (r->ok, "listCollections: %s", describe (r));
+      r = run (g.main, g.db, J ("{'listCollections': 1, 'filter': {'name': '%s'}}", name),
+               NULL);
+      REQUIRE_OK (r, "listCollections");
       REQUIRE ((*get_str (&r->reply, "cursor.firstBatch.0.name") != '\0') == (round == 1),
                "after %s the collection %s", round ? "commit" : "abort",
                round ? "is missing" : "exists");
@@ -696,12 +679,10 @@ check_read_only_txn (void)
 {
    mongoc_collection_t *coll = coll_of (g.main);
    mongoc_client_session_t *s = session_new (g.main);
-   res_t *r;
    REQUIRE (insert (coll, NULL, J ("{'_id': 1}"))->ok, "seed insert failed");
    REQUIRE (start (s, NULL)->ok, "start_transaction failed");
    REQUIRE (find_one (coll, s, J ("{'_id': 1}")), "find in the transaction missed the document");
-   r = commit (s);
-   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE_OK (commit (s), "commit");
    return true;
 }
 
@@ -716,11 +697,9 @@ check_txn_options_majority (void)
    res_t *r = start (s, "{'readConcern': 'majority', 'writeConcern': 'majority',"
                         " 'maxCommitTimeMS': 5000}");
    REQUIRE (r->ok, "start_transaction: %s", describe (r));
-   r = insert (coll, s, J ("{'_id': 1}"));
-   REQUIRE (r->ok, "insert: %s", describe (r));
+   REQUIRE_OK (insert (coll, s, J ("{'_id': 1}")), "insert");
    REQUIRE (count (coll, s, J ("{}")) == 1, "the transaction does not see its insert");
-   r = commit (s);
-   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE_OK (commit (s), "commit");
    REQUIRE (strcmp (commits.w[0], "majority") == 0, "commit has writeConcern.w '%s'",
             commits.w[0]);
    REQUIRE (commits.max_time_ms == 5000, "commit has maxTimeMS %lld, want 5000",
@@ -742,10 +721,8 @@ check_causal_session (void)
    REQUIRE (start (s, NULL)->ok, "start_transaction failed");
    REQUIRE (count (coll, s, J ("{'_id': 1}")) == 1,
             "the transaction's first statement (with afterClusterTime) misses the write");
-   r = insert (coll, s, J ("{'_id': 2}"));
-   REQUIRE (r->ok, "insert in the transaction: %s", describe (r));
-   r = commit (s);
-   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE_OK (insert (coll, s, J ("{'_id': 2}")), "insert in the transaction");
+   REQUIRE_OK (commit (s), "commit");
    REQUIRE (count (coll, s, J ("{}")) == 2, "a read after the commit misses a write");
    return true;
 }
@@ -768,8 +745,7 @@ retryable_replay (const char *cmd_name)
              " 'ShutdownInProgress', 'errmsg': 'Replication is being shut down',"
              " 'errorLabels': ['RetryableWriteError']}",
              cmd_name);
-   r = failpoint ("{'times': 1}", data);
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   FAILPOINT ("{'times': 1}", data);
    if (!strcmp (cmd_name, "insert")) {
       r = insert (coll, NULL, J ("{'_id': 2}"));
    } else {
@@ -847,8 +823,7 @@ check_rule_abort_committed (void)
    mongoc_client_session_t *s = raw_session ();
    res_t *r;
    RAW_TXN (s, 10, 1);
-   r = raw_end (s, "commitTransaction", 10);
-   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE_OK (raw_end (s, "commitTransaction", 10), "commit");
    r = raw_end (s, "abortTransaction", 10);
    REQUIRE (code (r) == 256, "abort after commit: %s, want TransactionCommitted 256",
             describe (r));
@@ -864,8 +839,7 @@ check_rule_commit_aborted (void)
    mongoc_client_session_t *s = raw_session ();
    res_t *r;
    RAW_TXN (s, 10, 1);
-   r = raw_end (s, "abortTransaction", 10);
-   REQUIRE (r->ok, "abort: %s", describe (r));
+   REQUIRE_OK (raw_end (s, "abortTransaction", 10), "abort");
    r = raw_end (s, "commitTransaction", 10);
    REQUIRE (code (r) == 251, "commit after abort: %s, want NoSuchTransaction 251", describe (r));
    REQUIRE (has_label (r, TTE), "NoSuchTransaction on commit lacks %s", TTE);
@@ -893,8 +867,7 @@ check_rule_too_old (void)
    res_t *r;
    RAW_TXN (s, 10, 1);
    RAW_TXN (s, 11, 2);
-   r = raw_end (s, "commitTransaction", 11);
-   REQUIRE (r->ok, "commit of the newer transaction: %s", describe (r));
+   REQUIRE_OK (raw_end (s, "commitTransaction", 11), "commit of the newer transaction");
    r = raw_end (s, "commitTransaction", 10);
    REQUIRE (code (r) == 225, "commit of the older transaction: %s, want TransactionTooOld 225",
             describe (r));
@@ -906,30 +879,33 @@ check_rule_too_old (void)
    return true;
 }
 
-/* readConcern on a statement after the first: InvalidOptions (72). */
+/* The second statement of a raw transaction, an insert carrying EXTRA (members appended to
+ * the command), is refused with InvalidOptions (72); WHAT names it in the failure reason. */
 static bool
-check_rule_read_concern_first_only (void)
+rule_invalid_option (const char *extra, const char *what)
 {
    mongoc_client_session_t *s = raw_session ();
    res_t *r;
    RAW_TXN (s, 10, 1);
-   r = raw_insert (s, 10, 2, false, ", 'readConcern': {'level': 'local'}");
-   REQUIRE (code (r) == 72, "readConcern on the second statement: %s, want InvalidOptions 72",
-            describe (r));
+   r = raw_insert (s, 10, 2, false, extra);
+   REQUIRE (code (r) == 72, "%s: %s, want InvalidOptions 72", what, describe (r));
    return true;
+}
+
+/* readConcern on a statement after the first: InvalidOptions (72). */
+static bool
+check_rule_read_concern_first_only (void)
+{
+   return rule_invalid_option (", 'readConcern': {'level': 'local'}",
+                               "readConcern on the second statement");
 }
 
 /* writeConcern on a statement inside a transaction: InvalidOptions (72). */
 static bool
 check_rule_no_write_concern_in_txn (void)
 {
-   mongoc_client_session_t *s = raw_session ();
-   res_t *r;
-   RAW_TXN (s, 10, 1);
-   r = raw_insert (s, 10, 2, false, ", 'writeConcern': {'w': 1}");
-   REQUIRE (code (r) == 72, "writeConcern on a transaction statement: %s, want InvalidOptions 72",
-            describe (r));
-   return true;
+   return rule_invalid_option (", 'writeConcern': {'w': 1}",
+                               "writeConcern on a transaction statement");
 }
 
 /* Commands mongod does not allow in a multi-document transaction (count, listCollections,
@@ -1046,8 +1022,9 @@ find_pattern (mongoc_client_t *c, int n)
 static bool
 check_fp_error_code (void)
 {
-   res_t *r = failpoint ("{'times': 1}", "'failCommands': ['find'], 'errorCode': 2");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   res_t *r;
+
+   FAILPOINT ("{'times': 1}", "'failCommands': ['find'], 'errorCode': 2");
    r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
    REQUIRE (code (r) == 2, "find under errorCode 2: %s", describe (r));
    REQUIRE (r->err.domain == MONGOC_ERROR_SERVER, "error domain %u, want a server error",
@@ -1058,10 +1035,11 @@ check_fp_error_code (void)
 static bool
 check_fp_error_labels (void)
 {
-   res_t *r = failpoint ("{'times': 1}",
-                         "'failCommands': ['find'], 'errorCode': 2,"
-                         " 'errorLabels': ['XdbtxConformanceLabel']");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   res_t *r;
+
+   FAILPOINT ("{'times': 1}",
+              "'failCommands': ['find'], 'errorCode': 2,"
+              " 'errorLabels': ['XdbtxConformanceLabel']");
    r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
    REQUIRE (code (r) == 2, "find: %s, want code 2", describe (r));
    REQUIRE (has_label (r, "XdbtxConformanceLabel"), "reply lacks the failpoint's errorLabels");
@@ -1071,14 +1049,15 @@ check_fp_error_labels (void)
 static bool
 check_fp_close_connection (void)
 {
-   res_t *r = failpoint ("{'times': 1}", "'failCommands': ['find'], 'closeConnection': true");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   res_t *r;
+
+   FAILPOINT ("{'times': 1}", "'failCommands': ['find'], 'closeConnection': true");
    r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
    REQUIRE (!r->ok && r->err.domain == MONGOC_ERROR_STREAM,
             "find under closeConnection: %s (domain %u), want a network error", describe (r),
             r->err.domain);
-   r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
-   REQUIRE (r->ok, "find after the closed connection: %s", describe (r));
+   REQUIRE_OK (run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL),
+               "find after the closed connection");
    return true;
 }
 
@@ -1087,11 +1066,12 @@ static bool
 check_fp_write_concern_error (void)
 {
    mongoc_collection_t *coll = coll_of (g.main);
-   res_t *r = failpoint ("{'times': 1}",
-                         "'failCommands': ['insert'], 'writeConcernError': {'code': 91,"
-                         " 'codeName': 'ShutdownInProgress', 'errmsg': 'Replication is being"
-                         " shut down'}");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   res_t *r;
+
+   FAILPOINT ("{'times': 1}",
+              "'failCommands': ['insert'], 'writeConcernError': {'code': 91,"
+              " 'codeName': 'ShutdownInProgress', 'errmsg': 'Replication is being"
+              " shut down'}");
    r = run (g.main, g.db, J ("{'insert': '%s', 'documents': [{'_id': 1}]}", g.check), NULL);
    REQUIRE (get_int (&r->reply, "ok", 0) == 1, "insert reply not ok: %s", describe (r));
    REQUIRE (get_int (&r->reply, "writeConcernError.code", 0) == 91,
@@ -1104,9 +1084,10 @@ static bool
 check_fp_block_connection (void)
 {
    int64_t t0, ms;
-   res_t *r = failpoint ("{'times': 1}",
-                         "'failCommands': ['find'], 'blockConnection': true, 'blockTimeMS': 300");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   res_t *r;
+
+   FAILPOINT ("{'times': 1}",
+              "'failCommands': ['find'], 'blockConnection': true, 'blockTimeMS': 300");
    t0 = now_ms ();
    r = run (g.main, g.db, J ("{'find': '%s'}", g.check), NULL);
    ms = now_ms () - t0;
@@ -1179,21 +1160,15 @@ check_fp_mode_always_on_then_off (void)
 static bool
 check_commit_retry_majority (void)
 {
-   mongoc_client_t *c = client_with_apm ();
-   mongoc_collection_t *coll = coll_of (c);
-   res_t *r;
-   OPEN_TXN (s, c, coll, 1);
+   COMMIT_WITH_FAILPOINT (t, client_with_apm (), "{'times': 1}", "'errorCode': 189");
 
-   r = failpoint ("{'times': 1}", "'failCommands': ['commitTransaction'], 'errorCode': 189");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
-   r = commit (s);
-   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE_OK (t.commit, "commit");
    REQUIRE (commits.started == 2, "%d commitTransaction commands sent, want 2", commits.started);
    REQUIRE (commits.failed >= 1 && commits.failed_rwe[0],
             "the failed commit's reply lacks %s", RWE);
    REQUIRE (strcmp (commits.w[1], "majority") == 0,
             "retried commit has writeConcern.w '%s', want 'majority'", commits.w[1]);
-   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the committed document is missing");
+   REQUIRE (count (t.coll, NULL, J ("{}")) == 1, "the committed document is missing");
    return true;
 }
 
@@ -1202,19 +1177,13 @@ check_commit_retry_majority (void)
 static bool
 check_commit_unknown_result (void)
 {
-   mongoc_collection_t *coll = coll_of (g.main);
-   res_t *r;
-   OPEN_TXN (s, g.main, coll, 1);
+   COMMIT_WITH_FAILPOINT (t, g.main, "{'times': 2}", "'errorCode': 189");
 
-   r = failpoint ("{'times': 2}", "'failCommands': ['commitTransaction'], 'errorCode': 189");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
-   r = commit (s);
-   REQUIRE (code (r) == 189, "commit: %s, want code 189", describe (r));
-   REQUIRE (has_label (r, UTCR), "failed commit lacks %s", UTCR);
+   REQUIRE (code (t.commit) == 189, "commit: %s, want code 189", describe (t.commit));
+   REQUIRE (has_label (t.commit, UTCR), "failed commit lacks %s", UTCR);
    failpoint_off ();
-   r = commit (s);
-   REQUIRE (r->ok, "explicit commit retry: %s", describe (r));
-   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the committed document is missing");
+   REQUIRE_OK (commit (t.s), "explicit commit retry");
+   REQUIRE (count (t.coll, NULL, J ("{}")) == 1, "the committed document is missing");
    return true;
 }
 
@@ -1223,22 +1192,16 @@ check_commit_unknown_result (void)
 static bool
 check_commit_write_concern_error (void)
 {
-   mongoc_collection_t *coll = coll_of (g.main);
-   res_t *r;
-   OPEN_TXN (s, g.main, coll, 1);
+   COMMIT_WITH_FAILPOINT (t, g.main, "{'times': 1}",
+                          "'writeConcernError': {'code': 64, 'codeName': 'WriteConcernFailed',"
+                          " 'errmsg': 'waiting for replication timed out',"
+                          " 'errInfo': {'wtimeout': true}}");
 
-   r = failpoint ("{'times': 1}",
-                  "'failCommands': ['commitTransaction'], 'writeConcernError': {'code': 64,"
-                  " 'codeName': 'WriteConcernFailed', 'errmsg': 'waiting for replication"
-                  " timed out', 'errInfo': {'wtimeout': true}}");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
-   r = commit (s);
-   REQUIRE (!r->ok && code (r) == 64, "commit: %s, want the writeConcernError 64",
-            describe (r));
-   REQUIRE (has_label (r, UTCR), "commit with a writeConcernError lacks %s", UTCR);
-   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the commit was not applied");
-   r = commit (s);
-   REQUIRE (r->ok, "explicit commit retry: %s", describe (r));
+   REQUIRE (!t.commit->ok && code (t.commit) == 64, "commit: %s, want the writeConcernError 64",
+            describe (t.commit));
+   REQUIRE (has_label (t.commit, UTCR), "commit with a writeConcernError lacks %s", UTCR);
+   REQUIRE (count (t.coll, NULL, J ("{}")) == 1, "the commit was not applied");
+   REQUIRE_OK (commit (t.s), "explicit commit retry");
    return true;
 }
 
@@ -1246,17 +1209,11 @@ check_commit_write_concern_error (void)
 static bool
 check_commit_close_connection (void)
 {
-   mongoc_client_t *c = client_with_apm ();
-   mongoc_collection_t *coll = coll_of (c);
-   res_t *r;
-   OPEN_TXN (s, c, coll, 1);
+   COMMIT_WITH_FAILPOINT (t, client_with_apm (), "{'times': 1}", "'closeConnection': true");
 
-   r = failpoint ("{'times': 1}", "'failCommands': ['commitTransaction'], 'closeConnection': true");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
-   r = commit (s);
-   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE_OK (t.commit, "commit");
    REQUIRE (commits.started == 2, "%d commitTransaction commands sent, want 2", commits.started);
-   REQUIRE (count (coll, NULL, J ("{}")) == 1, "the committed document is missing");
+   REQUIRE (count (t.coll, NULL, J ("{}")) == 1, "the committed document is missing");
    return true;
 }
 
@@ -1269,8 +1226,7 @@ check_server_label_transient (void)
    res_t *r;
    OPEN_TXN (s, g.main, coll, 1);
 
-   r = failpoint ("{'times': 1}", "'failCommands': ['insert'], 'errorCode': 112");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   FAILPOINT ("{'times': 1}", "'failCommands': ['insert'], 'errorCode': 112");
    r = insert (coll, s, J ("{'_id': 2}"));
    REQUIRE (code (r) == 112, "insert: %s, want 112", describe (r));
    REQUIRE (has_label (r, TTE), "the server did not add %s to 112 in a transaction", TTE);
@@ -1281,15 +1237,9 @@ check_server_label_transient (void)
 static bool
 check_server_label_retryable_commit (void)
 {
-   mongoc_client_t *c = client_with_apm ();
-   mongoc_collection_t *coll = coll_of (c);
-   res_t *r;
-   OPEN_TXN (s, c, coll, 1);
+   COMMIT_WITH_FAILPOINT (t, client_with_apm (), "{'times': 1}", "'errorCode': 10107");
 
-   r = failpoint ("{'times': 1}", "'failCommands': ['commitTransaction'], 'errorCode': 10107");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
-   r = commit (s);
-   REQUIRE (r->ok, "commit: %s", describe (r));
+   REQUIRE_OK (t.commit, "commit");
    REQUIRE (commits.failed >= 1 && commits.failed_rwe[0],
             "the server did not add %s to 10107 on commit", RWE);
    REQUIRE (commits.started == 2, "%d commitTransaction commands sent, want 2", commits.started);
@@ -1303,10 +1253,9 @@ check_server_label_retryable_write (void)
 {
    mongoc_client_t *c = client_with_apm ();
    mongoc_collection_t *coll = coll_of (c);
-   res_t *r = failpoint ("{'times': 1}", "'failCommands': ['insert'], 'errorCode': 189");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
-   r = insert (coll, NULL, J ("{'_id': 1}"));
-   REQUIRE (r->ok, "retryable insert: %s", describe (r));
+
+   FAILPOINT ("{'times': 1}", "'failCommands': ['insert'], 'errorCode': 189");
+   REQUIRE_OK (insert (coll, NULL, J ("{'_id': 1}")), "retryable insert");
    REQUIRE (commits.writes == 2, "%d insert commands sent, want 2 (a retry)", commits.writes);
    REQUIRE (count (coll, NULL, J ("{}")) == 1, "want exactly one document");
    return true;
@@ -1317,16 +1266,10 @@ check_server_label_retryable_write (void)
 static bool
 check_fp_empty_error_labels (void)
 {
-   mongoc_client_t *c = client_with_apm ();
-   mongoc_collection_t *coll = coll_of (c);
-   res_t *r;
-   OPEN_TXN (s, c, coll, 1);
+   COMMIT_WITH_FAILPOINT (t, client_with_apm (), "{'times': 1}",
+                          "'errorCode': 189, 'errorLabels': []");
 
-   r = failpoint ("{'times': 1}",
-                  "'failCommands': ['commitTransaction'], 'errorCode': 189, 'errorLabels': []");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
-   r = commit (s);
-   REQUIRE (code (r) == 189, "commit: %s, want code 189", describe (r));
+   REQUIRE (code (t.commit) == 189, "commit: %s, want code 189", describe (t.commit));
    REQUIRE (commits.started == 1, "%d commitTransaction commands sent, want 1", commits.started);
    REQUIRE (commits.failed >= 1 && !commits.failed_rwe[0],
             "the reply has %s despite errorLabels []", RWE);
@@ -1357,22 +1300,32 @@ wt_insert (mongoc_client_session_t *s, void *p, bson_t **reply, bson_error_t *er
    return ok;
 }
 
+/* Sets the failpoint {'times': 1} with DATA, then runs wt_insert in with_transaction on a new
+ * session of the main client: it must succeed with the callback run twice (NOTE ends that
+ * failure's reason) and exactly one document committed. */
 static bool
-check_with_transaction_reruns (void)
+with_transaction_rerun (const char *data, const char *note)
 {
    wt_ctx_t ctx = {coll_of (g.main), 0};
    mongoc_client_session_t *s = session_new (g.main);
-   res_t *r = failpoint ("{'times': 1}",
-                         "'failCommands': ['insert'], 'errorCode': 112,"
-                         " 'errorLabels': ['TransientTransactionError']");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
+   res_t *r;
+
+   FAILPOINT ("{'times': 1}", data);
    r = res_new ();
    bson_destroy (&r->reply);
    r->ok = mongoc_client_session_with_transaction (s, wt_insert, NULL, &ctx, &r->reply, &r->err);
-   REQUIRE (r->ok, "with_transaction: %s", describe (r));
-   REQUIRE (ctx.calls == 2, "callback ran %d times, want 2", ctx.calls);
+   REQUIRE_OK (r, "with_transaction");
+   REQUIRE (ctx.calls == 2, "callback ran %d times, want 2%s", ctx.calls, note);
    REQUIRE (count (ctx.coll, NULL, J ("{}")) == 1, "want exactly one committed document");
    return true;
+}
+
+static bool
+check_with_transaction_reruns (void)
+{
+   return with_transaction_rerun ("'failCommands': ['insert'], 'errorCode': 112,"
+                                  " 'errorLabels': ['TransientTransactionError']",
+                                  "");
 }
 
 /* with_transaction reruns its callback after a network error on a statement (libmongoc
@@ -1381,17 +1334,7 @@ check_with_transaction_reruns (void)
 static bool
 check_with_transaction_network_error (void)
 {
-   wt_ctx_t ctx = {coll_of (g.main), 0};
-   mongoc_client_session_t *s = session_new (g.main);
-   res_t *r = failpoint ("{'times': 1}", "'failCommands': ['insert'], 'closeConnection': true");
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
-   r = res_new ();
-   bson_destroy (&r->reply);
-   r->ok = mongoc_client_session_with_transaction (s, wt_insert, NULL, &ctx, &r->reply, &r->err);
-   REQUIRE (r->ok, "with_transaction: %s", describe (r));
-   REQUIRE (ctx.calls == 2, "callback ran %d times, want 2", ctx.calls);
-   REQUIRE (count (ctx.coll, NULL, J ("{}")) == 1, "want exactly one committed document");
-   return true;
+   return with_transaction_rerun ("'failCommands': ['insert'], 'closeConnection': true", "");
 }
 
 /* Errors on commit that mongod labels TransientTransactionError itself (WriteConflict 112,
@@ -1401,23 +1344,12 @@ check_with_transaction_network_error (void)
 static bool
 commit_transient (int error_code)
 {
-   wt_ctx_t ctx = {coll_of (g.main), 0};
-   mongoc_client_session_t *s = session_new (g.main);
-   char data[128];
-   res_t *r;
+   char data[128], note[64];
 
    snprintf (data, sizeof data, "'failCommands': ['commitTransaction'], 'errorCode': %d",
              error_code);
-   r = failpoint ("{'times': 1}", data);
-   REQUIRE (r->ok, "configureFailPoint: %s", describe (r));
-   r = res_new ();
-   bson_destroy (&r->reply);
-   r->ok = mongoc_client_session_with_transaction (s, wt_insert, NULL, &ctx, &r->reply, &r->err);
-   REQUIRE (r->ok, "with_transaction: %s", describe (r));
-   REQUIRE (ctx.calls == 2, "callback ran %d times, want 2 (commit error %d not transient?)",
-            ctx.calls, error_code);
-   REQUIRE (count (ctx.coll, NULL, J ("{}")) == 1, "want exactly one committed document");
-   return true;
+   snprintf (note, sizeof note, " (commit error %d not transient?)", error_code);
+   return with_transaction_rerun (data, note);
 }
 
 static bool
@@ -1574,11 +1506,10 @@ check_command_log (void)
       for (i = 2; i <= 3; i++) {
          REQUIRE (insert (coll, s, J ("{'_id': %d}", i))->ok, "insert %d failed", i);
       }
-      r = commit (s);
-      REQUIRE (r->ok, "commit: %s", describe (r));
+      REQUIRE_OK (commit (s), "commit");
    }
    r = admin (J ("{'xdbtxCommandLog': 1}"));
-   REQUIRE (r->ok, "xdbtxCommandLog: %s", describe (r));
+   REQUIRE_OK (r, "xdbtxCommandLog");
    REQUIRE (bson_iter_init_find (&it, &r->reply, "commands") && BSON_ITER_HOLDS_ARRAY (&it) &&
                bson_iter_recurse (&it, &entry),
             "reply has no commands array");

@@ -217,6 +217,14 @@ static struct {
       }                                                     \
    } while (0)
 
+/* REQUIRE_OK(expr, what): the res_t EXPR must be ok, else end the current check as failed
+ * with "WHAT: <its error>". */
+#define REQUIRE_OK(expr, what)                              \
+   do {                                                     \
+      const res_t *ok_ = (expr);                            \
+      REQUIRE (ok_->ok, "%s: %s", what, describe (ok_));    \
+   } while (0)
+
 /* SKIP(fmt, ...): end the current check as skipped. */
 #define SKIP(...)                                     \
    do {                                               \
@@ -384,6 +392,9 @@ failpoint_off (void)
    admin (J ("{'configureFailPoint': 'failCommand', 'mode': 'off'}"));
 }
 
+/* FAILPOINT(mode, data): failpoint (MODE, DATA), or end the current check as failed. */
+#define FAILPOINT(mode, data) REQUIRE_OK (failpoint (mode, data), "configureFailPoint")
+
 /* ---- collection operations, each returning a result ------------------------------------ */
 
 static res_t *
@@ -511,6 +522,40 @@ open_txn (mongoc_client_t *c, mongoc_collection_t *coll, int first_id)
    mongoc_client_session_t *var = open_txn (c, coll, id); \
    if (!var) {                                            \
       return false;                                       \
+   }
+
+/* A transaction whose commit ran under a failCommand failpoint on commitTransaction. */
+typedef struct {
+   mongoc_collection_t *coll;   /* the check's collection; the transaction inserted {_id: 1} */
+   mongoc_client_session_t *s;  /* the session, its transaction still open unless committed */
+   res_t *commit;               /* the outcome of the commit */
+} fp_commit_t;
+
+/* On client C: opens a transaction (open_txn, first _id 1), sets the failpoint MODE on
+ * commitTransaction with the further data members DATA, then commits once. False with a
+ * reason when a step before the commit fails. */
+static bool
+commit_with_failpoint (mongoc_client_t *c, const char *mode, const char *data, fp_commit_t *t)
+{
+   char fp_data[512];
+
+   t->coll = coll_of (c);
+   t->s = open_txn (c, t->coll, 1);
+   if (!t->s) {
+      return false;
+   }
+   snprintf (fp_data, sizeof fp_data, "'failCommands': ['commitTransaction'], %s", data);
+   FAILPOINT (mode, fp_data);
+   t->commit = commit (t->s);
+   return true;
+}
+
+/* COMMIT_WITH_FAILPOINT(t, client, mode, data): declare fp_commit_t T filled by
+ * commit_with_failpoint, or end the check as failed. */
+#define COMMIT_WITH_FAILPOINT(var, c, mode, data)           \
+   fp_commit_t var;                                         \
+   if (!commit_with_failpoint (c, mode, data, &var)) {      \
+      return false;                                         \
    }
 
 /* ---- APM: the commitTransaction (and write) commands a client sends --------------------- */

@@ -2,10 +2,13 @@
 spec/support/env.lua - shared helpers of the Lua-layer specs.
 
   env.fake()          -> xdbtx loaded over spec/support/fake_core.lua, fake
+  env.fake_client(...) -> x, fake, client, client:collection(...) over a fresh fake core
+  env.catch(f, ...)   -> the error f(...) raises (fails the test when it returns)
+  env.clean_collection(client, ...) -> client:collection(...), emptied
   env.uri()           -> XDBTX_TEST_URI or nil (specs call pending() then)
   env.client(name)    -> a real client for the test server, db name unique per file
   env.failpoint(c, t) -> configureFailPoint failCommand; env.failpoints_off(c)
-  env.command_log(c)  -> the server's command log (xdbtxCommandLog), clear = true empties it
+  env.command_log(c)  -> commands sent by c's pool (command monitoring), clear = true empties it
 ]]
 
 local env = {}
@@ -19,6 +22,28 @@ function env.fake()
   local x = dofile("lua/xdbtx.lua")
   package.loaded["xdbtx.core"], package.loaded.xdbtx = saved_core, saved
   return x, fake
+end
+
+-- x, fake, client, coll for a fake-core before_each: a fresh fake core, a client of it
+-- ("mongodb://fake") and client:collection(...).
+function env.fake_client(...)
+  local x, fake = env.fake()
+  local client = x.client("mongodb://fake")
+  return x, fake, client, client:collection(...)
+end
+
+-- The error f(...) raises; an assertion failure when it returns normally.
+function env.catch(f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error")
+  return err
+end
+
+-- client:collection(...) with every document deleted (server specs' before_each).
+function env.clean_collection(client, ...)
+  local coll = client:collection(...)
+  coll:delete_many {}
+  return coll
 end
 
 -- env.scoped(v, body) -> body(v) with v held in a Lua 5.4 to-be-closed
@@ -64,13 +89,24 @@ function env.failpoints_off(client)
   }, { session = false })
 end
 
+-- Commands the client sent, seen through command monitoring
+-- (client:on_command), so the same specs run against a real replica set.
+-- One recorder per pool; `clear` empties it after reading.
+local recorders = {}
 function env.command_log(client, clear)
-  local r = client:command("admin", { xdbtxCommandLog = 1 }, { session = false })
-  if clear then
-    client:command("admin", require("xdbtx").ordered { { "xdbtxCommandLog", 1 }, { "clear", true } },
-      { session = false })
+  local rec = recorders[client:id()]
+  if not rec then
+    rec = { list = {} }
+    client:on_command(function(ev)
+      if ev.type == "started" then
+        rec.list[#rec.list + 1] = { name = ev.command_name, db = ev.database_name }
+      end
+    end)
+    recorders[client:id()] = rec
   end
-  return r.commands or {}
+  local out = rec.list
+  if clear then rec.list = {} end
+  return out
 end
 
 -- Names of logged commands, without the monitoring/handshake noise.
