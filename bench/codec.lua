@@ -1,6 +1,6 @@
 -- bench/codec.lua - encode/decode throughput of xdbtx's BSON codec.
 --
--- For each sample document of bench/docs.lua (small, medium, large) prints
+-- For each sample document of bench/lib/docs.lua (small, medium, large) prints
 -- encodes/s and decodes/s (CPU time, os.clock), runs the libbson-only C
 -- baseline (bench/codec_baseline.c, built by scripts/bench into
 -- $XDBTX_BENCH_BIN) on the same bytes, and prints the ratio xdbtx/C.
@@ -8,7 +8,7 @@
 -- fastest Lua BSON codec known, cloudwu/lua-bson, does ~137k encodes/s and
 -- ~86k decodes/s.
 --   lua5.4 bench/codec.lua        (package.cpath must reach xdbtx/core.so)
-package.path = "./bench/?.lua;" .. package.path
+package.path = "./bench/lib/?.lua;" .. package.path
 local x = require "xdbtx.core"
 local docs = require "docs"
 

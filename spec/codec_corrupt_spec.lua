@@ -5,7 +5,7 @@
 local x = require "xdbtx.core"
 local U = dofile("spec/fixtures/codec_util.lua")
 
-package.path = "./bench/?.lua;" .. package.path
+package.path = "./bench/lib/?.lua;" .. package.path
 local docs = require "docs"
 
 local function le32(n)

@@ -4,15 +4,18 @@ A connection thread reads a request (wire.py), hands the command to its Cluster'
 dispatch(), and writes the reply (none for OP_MSG moreToCome; a failpoint's
 closeConnection just closes the socket).  main() parses the command line, binds every
 port first, prints one `ready <uri>` line per cluster, and serves until SIGTERM/SIGINT.
-A background thread reaps expired transactions.
+A background thread reaps expired transactions; the process also ends when its parent
+dies (--watch-parent) or when stdout is a pipe whose reader has gone.
 """
 
 import argparse
 import faulthandler
 import os
+import select
 import signal
 import socket
 import socketserver
+import stat
 import sys
 import threading
 import traceback
@@ -89,6 +92,17 @@ def reaper(clusters, stop):
                 log("reaper: %s" % traceback.format_exc())
 
 
+def watch_stdout(stop):
+    """When stdout is a pipe, exit once its reader has gone (`xdbtx-testd | head -1`)."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), 0)     # a pipe's write end reports POLLERR then
+    while not stop.is_set():
+        for _fd, ev in poller.poll(500):
+            if ev & (select.POLLERR | select.POLLHUP):
+                log("stdout reader is gone, exiting")
+                stop.set()
+
+
 def watch_parent(ppid, stop):
     while not stop.wait(0.5):
         if os.getppid() != ppid:
@@ -125,6 +139,8 @@ def main(argv=None):
 
     if args.watch_parent:
         threading.Thread(target=watch_parent, args=(os.getppid(), stop), daemon=True).start()
+    if stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+        threading.Thread(target=watch_stdout, args=(stop,), daemon=True).start()
 
     def on_signal(signum, _frame):
         stop.set()
