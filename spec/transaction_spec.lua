@@ -482,6 +482,20 @@ describe("client:transaction against the test server", function()
     assert.are.equal(0, count())
   end)
 
+  it("reruns back off (jittered, growing): a persistent conflict is not a busy loop", function()
+    env.failpoint(client, "alwaysOn", { failCommands = { "insert" }, errorCode = 112 })
+    local runs = 0
+    catch(client.transaction, client, function()
+      runs = runs + 1
+      coll:insert_one { _id = 1 }
+    end, { timeout = 0.5 })
+    env.failpoints_off(client)
+    -- without pauses this loop made over a thousand attempts in 0.3 s; the
+    -- pauses (5 ms growing 1.5x, jittered) allow a few dozen at most
+    assert.is_true(runs >= 2, "retried at least once")
+    assert.is_true(runs <= 40, "attempts: " .. runs)
+  end)
+
   it("DuplicateKey: no retry, the function ran once, nothing written", function()
     local runs = 0
     local err = catch(client.transaction, client, function()
