@@ -76,17 +76,27 @@ format_path (char *buf, size_t size, const char *const *keys, const size_t *lens
 static bool
 enc_fail (enc_t *e, int depth, const char *fmt, ...) BSON_GNUC_PRINTF (3, 4);
 
+/* Fill err with "<path>: <reason>" (the path up to `depth`); returns false. */
+static bool
+path_fail (xdbtx_error_t *err, const char *phase, const char *const *keys,
+           const size_t *lens, int depth, const char *fmt, va_list ap)
+{
+   char path[384], reason[512];
+
+   vsnprintf (reason, sizeof reason, fmt, ap);
+   format_path (path, sizeof path, keys, lens, depth);
+   codec_error (err, phase, "%s: %s", path, reason);
+   return false;
+}
+
 static bool
 enc_fail (enc_t *e, int depth, const char *fmt, ...)
 {
-   char path[384], reason[512];
    va_list ap;
 
    va_start (ap, fmt);
-   vsnprintf (reason, sizeof reason, fmt, ap);
+   path_fail (e->err, "encode", e->pkey, e->plen, depth, fmt, ap);
    va_end (ap);
-   format_path (path, sizeof path, e->pkey, e->plen, depth);
-   codec_error (e->err, "encode", "%s: %s", path, reason);
    return false;
 }
 
@@ -1023,14 +1033,11 @@ dec_fail (dec_t *d, int depth, const char *fmt, ...) BSON_GNUC_PRINTF (3, 4);
 static bool
 dec_fail (dec_t *d, int depth, const char *fmt, ...)
 {
-   char path[384], reason[512];
    va_list ap;
 
    va_start (ap, fmt);
-   vsnprintf (reason, sizeof reason, fmt, ap);
+   path_fail (d->err, "decode", d->pkey, d->plen, depth, fmt, ap);
    va_end (ap);
-   format_path (path, sizeof path, d->pkey, d->plen, depth);
-   codec_error (d->err, "decode", "%s: %s", path, reason);
    return false;
 }
 
