@@ -199,6 +199,20 @@ describe("xdbtx.core #luajit", function()
       assert.equal(1500, coll:count_documents(nil, {}))
     end)
 
+    sit("insert_many of none sends nothing; beyond maxWriteBatchSize libmongoc splits", function()
+      client:monitor(true)
+      assert.same({ inserted_count = 0, inserted_ids = {} }, coll:insert_many(nil, {}))
+      assert.equal(0, #started(client))
+      local docs = {}
+      for i = 1, 100001 do docs[i] = { _id = i } end
+      local r = coll:insert_many(nil, docs)
+      assert.equal(100001, r.inserted_count)
+      assert.equal(100001, r.inserted_ids[100001])
+      local inserts = #started(client, "insert")
+      assert.is_true(inserts >= 2, "batches: " .. inserts)
+      assert.equal(100001, coll:count_documents(nil, {}))
+    end)
+
     sit("find takes sort, skip, limit, projection; cursors iterate and close", function()
       for i = 1, 10 do coll:insert_one(nil, { _id = i, sq = i * i }) end
       local cur = coll:find(nil, { _id = { ["$gt"] = 2 } },

@@ -188,7 +188,14 @@ coll_insert_many (lua_State *L)
       lua_pop (L, 1);
    }
    if (n == 0) {
-      return xdbtx_lua_raisef (L, "argument", "insert_many: no documents");
+      /* Nothing to send: an empty result, no round trip. */
+      xdbtx_scratch_free (sc);
+      lua_createtable (L, 0, 2);
+      lua_pushinteger (L, 0);
+      lua_setfield (L, -2, "inserted_count");
+      lua_newtable (L);
+      lua_setfield (L, -2, "inserted_ids");
+      return 1;
    }
    xdbtx_error_init (&err);
    if (!xdbtx_coll_insert_many (c->coll, s, sc->many, n, opts, &reply, &err)) {
