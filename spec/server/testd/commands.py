@@ -171,26 +171,53 @@ def is_operator_update(u):
 
 # ---------------------------------------------------------------- insert/update/delete
 
-@command("insert")
-def cmd_insert(ctx, cmd):
-    ns = ctx.ns(coll_name(cmd, "insert"))
-    docs = cmd.get("documents") or []
+def run_statements(ctx, cmd, items, each, check=None):
+    """Run each(i, item) as one write per statement; collect the write errors,
+    stopping at the first one when the command is ordered (mongod's rule).
+    check(item), when given, validates a statement before it runs."""
     ordered = cmd.get("ordered", True)
-    n = 0
     errors = []
-    for i, doc in enumerate(docs):
+    for i, item in enumerate(items):
+        if check:
+            check(item)
         try:
-            ctx.run_write(lambda: insert_one(ctx, ns, doc))
-            n += 1
+            ctx.run_write(lambda: each(i, item))
         except WriteError as e:
             errors.append(write_error_doc(i, e))
             if ordered:
                 break
-    reply = SON([("n", n)])
+    return errors
+
+
+def write_reply(errors, fields):
+    """The reply of a write command: fields (n, ...), writeErrors, ok."""
+    reply = SON(fields)
     if errors:
         reply["writeErrors"] = errors
     reply["ok"] = 1.0
     return reply
+
+
+def known_fields(command, array, allowed):
+    def check(st):
+        for k in st:
+            if k not in allowed:
+                raise CommandError(40415, "BSON field '%s.%s.%s' is an unknown field." % (command, array, k))
+    return check
+
+
+@command("insert")
+def cmd_insert(ctx, cmd):
+    ns = ctx.ns(coll_name(cmd, "insert"))
+    n = 0
+
+    def each(i, doc):
+        nonlocal n
+        insert_one(ctx, ns, doc)
+        n += 1
+
+    errors = run_statements(ctx, cmd, cmd.get("documents") or [], each)
+    return write_reply(errors, [("n", n)])
 
 
 def insert_one(ctx, ns, doc):
@@ -209,34 +236,26 @@ UPDATE_FIELDS = frozenset(["q", "u", "multi", "upsert", "arrayFilters", "collati
 @command("update")
 def cmd_update(ctx, cmd):
     ns = ctx.ns(coll_name(cmd, "update"))
-    ordered = cmd.get("ordered", True)
     n = 0
     modified = 0
     upserted = []
-    errors = []
-    for i, st in enumerate(cmd.get("updates") or []):
-        for k in st:
-            if k not in UPDATE_FIELDS:
-                raise CommandError(40415, "BSON field 'update.updates.%s' is an unknown field." % k)
-        try:
-            matched, mod, up_id = ctx.run_write(lambda: update_statement(ctx, ns, st))
-            if up_id is not None:
-                upserted.append(SON([("index", i), ("_id", up_id)]))
-                n += 1
-            else:
-                n += matched
-            modified += mod
-        except WriteError as e:
-            errors.append(write_error_doc(i, e))
-            if ordered:
-                break
-    reply = SON([("n", n), ("nModified", modified)])
+
+    def each(i, st):
+        nonlocal n, modified
+        matched, mod, up_id = update_statement(ctx, ns, st)
+        if up_id is not None:
+            upserted.append(SON([("index", i), ("_id", up_id)]))
+            n += 1
+        else:
+            n += matched
+        modified += mod
+
+    errors = run_statements(ctx, cmd, cmd.get("updates") or [], each,
+                            known_fields("update", "updates", UPDATE_FIELDS))
+    fields = [("n", n), ("nModified", modified)]
     if upserted:
-        reply["upserted"] = upserted
-    if errors:
-        reply["writeErrors"] = errors
-    reply["ok"] = 1.0
-    return reply
+        fields.append(("upserted", upserted))
+    return write_reply(errors, fields)
 
 
 def updated_doc(old, u, array_filters, q):
@@ -308,24 +327,15 @@ def update_statement(ctx, ns, st):
 @command("delete")
 def cmd_delete(ctx, cmd):
     ns = ctx.ns(coll_name(cmd, "delete"))
-    ordered = cmd.get("ordered", True)
     n = 0
-    errors = []
-    for i, st in enumerate(cmd.get("deletes") or []):
-        for k in st:
-            if k not in ("q", "limit", "collation", "hint"):
-                raise CommandError(40415, "BSON field 'delete.deletes.%s' is an unknown field." % k)
-        try:
-            n += ctx.run_write(lambda: delete_statement(ctx, ns, st))
-        except WriteError as e:
-            errors.append(write_error_doc(i, e))
-            if ordered:
-                break
-    reply = SON([("n", n)])
-    if errors:
-        reply["writeErrors"] = errors
-    reply["ok"] = 1.0
-    return reply
+
+    def each(i, st):
+        nonlocal n
+        n += delete_statement(ctx, ns, st)
+
+    errors = run_statements(ctx, cmd, cmd.get("deletes") or [], each,
+                            known_fields("delete", "deletes", ("q", "limit", "collation", "hint")))
+    return write_reply(errors, [("n", n)])
 
 
 def delete_statement(ctx, ns, st):
