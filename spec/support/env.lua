@@ -13,14 +13,29 @@ spec/support/env.lua - shared helpers of the Lua-layer specs.
 
 local env = {}
 
+-- The Lua layer's modules: every "xdbtx" and "xdbtx.*" entry of package.loaded
+-- except the C core.
+local function layer_modules()
+  local out = {}
+  for name, v in pairs(package.loaded) do
+    if (name == "xdbtx" or name:match("^xdbtx%.")) and name ~= "xdbtx.core" then out[name] = v end
+  end
+  return out
+end
+
+-- A fresh copy of the Lua layer over a fresh fake core (its own registries
+-- and contexts); package.loaded is left as it was.
 function env.fake()
-  local saved_core, saved = package.loaded["xdbtx.core"], package.loaded.xdbtx
   require "xdbtx.core"
-  package.loaded["spec.support.fake_core"] = nil
+  local saved_core, saved = package.loaded["xdbtx.core"], layer_modules()
+  for name in pairs(saved) do package.loaded[name] = nil end
   local fake = dofile("spec/support/fake_core.lua")
   package.loaded["xdbtx.core"] = fake
-  local x = dofile("lua/xdbtx.lua")
-  package.loaded["xdbtx.core"], package.loaded.xdbtx = saved_core, saved
+  local ok, x = pcall(require, "xdbtx")
+  for name in pairs(layer_modules()) do package.loaded[name] = nil end
+  for name, v in pairs(saved) do package.loaded[name] = v end
+  package.loaded["xdbtx.core"] = saved_core
+  if not ok then error(x, 0) end
   return x, fake
 end
 

@@ -1,0 +1,230 @@
+--[[
+xdbtx.attempt - the one attempt/retry loop of every transaction kind
+(client:transaction, session:with_transaction, xdbtx.sandbox, the
+transaction tree), after MongoDB's convenient-transactions specification.
+
+An attempt starts a transaction on each of the run's sessions, calls the
+run's body, aborts everything open when the body raises, and otherwise hands
+the results to the run's commit step. A TransientTransactionError (from the
+body, or from a commit step that says so) reruns the whole body in fresh
+transactions, after a jittered pause, until `timeout` seconds have passed.
+The kinds differ only in their body, commit step and finish, which the run
+supplies; this loop knows nothing of trees or clients.
+]]
+
+local U = require "xdbtx.util"
+local E = require "xdbtx.events"
+
+local A = {}
+
+local now, pack, has_label, xerror = U.now, U.pack, U.has_label, U.xerror
+local emit, wants = E.emit, E.wants
+
+local TRANSIENT = "TransientTransactionError"
+local UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
+A.TRANSIENT, A.UNKNOWN_COMMIT = TRANSIENT, UNKNOWN_COMMIT
+
+--------------------------------------------------------------------------
+-- Quiet rollback
+--------------------------------------------------------------------------
+
+local Rollback = { __name = "xdbtx.rollback" }
+Rollback.__index = Rollback
+function Rollback:__tostring()
+  return "xdbtx.rollback: " .. tostring(self.reason)
+end
+
+function A.is_rollback(err)
+  return getmetatable(err) == Rollback
+end
+
+-- Raise the private sentinel that ends a transaction quietly.
+function A.rollback_sentinel(reason)
+  error(setmetatable({ reason = reason }, Rollback), 0)
+end
+
+--------------------------------------------------------------------------
+-- Options
+--------------------------------------------------------------------------
+
+local txn_keys = {
+  read_concern = true, write_concern = true, read_preference = true,
+  max_commit_time_ms = true, timeout = true,
+}
+A.txn_keys = txn_keys
+
+A.DEFAULT_TIMEOUT = 120
+
+-- -> transaction options for the core (without timeout), timeout seconds.
+-- `allowed` (optional) is the set of keys the caller takes; every value
+-- the caller does not consume itself is for start_transaction.
+function A.options(opts, where, allowed)
+  U.check_keys(opts, allowed or txn_keys, where)
+  local timeout = A.DEFAULT_TIMEOUT
+  local topts = nil
+  if opts then
+    if opts.timeout ~= nil then
+      timeout = U.check_number(opts.timeout, where, "timeout", 0)
+    end
+    for k, v in pairs(opts) do
+      if txn_keys[k] and k ~= "timeout" then
+        topts = topts or {}
+        topts[k] = v
+      end
+    end
+  end
+  return topts, timeout
+end
+
+--------------------------------------------------------------------------
+-- Pieces of the loop
+--------------------------------------------------------------------------
+
+function A.max_time_expired(err)
+  if type(err) ~= "table" then return false end
+  if err.name == "MaxTimeMSExpired" or err.code == 50 then return true end
+  local wce = type(err.reply) == "table" and err.reply.writeConcernError
+  return type(wce) == "table" and (wce.codeName == "MaxTimeMSExpired" or wce.code == 50)
+end
+
+-- The error raised when retries stop at the timeout: the last error's
+-- code, name and labels, with timed_out = true and cause = the last error.
+function A.timeout_error(err, timeout, attempts)
+  local labels = {}
+  local t = type(err) == "table"
+  if t and type(err.labels) == "table" then
+    for k, v in pairs(err.labels) do labels[k] = v end
+  end
+  return xerror(t and err.phase or "commit", "transaction",
+    ("transaction retries stopped: the timeout of %gs elapsed after %d attempt(s); last error: %s")
+      :format(timeout, attempts, tostring(t and err.message or err)),
+    { code = t and err.code or 0, name = t and err.name or nil, node = t and err.node or nil,
+      labels = labels, reply = t and err.reply or nil, cause = err, timed_out = true })
+end
+
+-- The pause before rerunning a body: random, below 5 ms x 1.5^(attempt-1),
+-- at most 500 ms, never past the timeout. opts.sleep (a function of
+-- seconds) when given, ngx.sleep under OpenResty (it yields), else the
+-- core's blocking sleep.
+local BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_GROWTH = 0.005, 0.5, 1.5
+function A.backoff(run)
+  local pause = math.random() * math.min(BACKOFF_INITIAL * BACKOFF_GROWTH ^ (run.attempt - 1), BACKOFF_MAX)
+  pause = math.min(pause, run.timeout - (now() - run.started))
+  if pause <= 0 then return end
+  if run.sleep then return run.sleep(pause) end
+  local ngx_sleep = rawget(_G, "ngx") and ngx.sleep
+  if ngx_sleep and pcall(ngx_sleep, pause) then return end
+  if U.core.sleep then U.core.sleep(pause) end
+end
+
+-- An event of the run: its base fields (client or tree) plus `fields`.
+function A.event(run, fields)
+  for k, v in pairs(run.base) do
+    if fields[k] == nil then fields[k] = v end
+  end
+  fields.attempt = fields.attempt or run.attempt
+  fields.elapsed = fields.elapsed or now() - run.started
+  return fields
+end
+
+function A.retrying(run, err, what)
+  if wants("retry") then
+    emit("retry", A.event(run, { error = err, what = what }))
+  end
+end
+
+local function abort_all(run)
+  local ss = run.sessions
+  for i = 1, #ss do
+    local s = ss[i]
+    if s._core:in_transaction() then pcall(s.abort, s) end
+  end
+end
+A.abort_all = abort_all
+
+local function start_all(run)
+  local ss = run.sessions
+  for i = 1, #ss do ss[i]:start_transaction(run.topts) end
+end
+
+--------------------------------------------------------------------------
+-- The loop
+--------------------------------------------------------------------------
+
+--[[ A.loop(run) -> what run:finish returns. run fields:
+  ctx       the context the run entered (its callbacks are reset per attempt)
+  sessions  list of Sessions; each attempt starts a transaction on each
+  topts, timeout, sleep (optional), retry (false: never rerun)
+  base      fields of every event ({ client = id } or { tree = id })
+  body(run)         -> results (raises to abort)
+  commit(run, res)  -> true | false, err, rerun  (rerun: a transient error
+                       before anything was applied); may set run.in_commit
+  finish(run, how, ...) with how "commit" (res), "rollback" (reason),
+                        "error" (err) or any word the commit step returned ]]
+function A.loop(run)
+  local ctx = run.ctx
+  run.started = run.started or now()
+  run.attempt = 0
+  while true do
+    run.attempt = run.attempt + 1
+    run.in_commit = false
+    ctx.on_commit, ctx.on_rollback = nil, nil
+    local ok, err = pcall(start_all, run)
+    if not ok then
+      abort_all(run)
+      return run:finish("error", err)
+    end
+    if wants("start") then emit("start", A.event(run, {})) end
+
+    local res = pack(pcall(run.body, run))
+    local again
+    if not res[1] then
+      err = res[2]
+      abort_all(run)
+      if getmetatable(err) == Rollback then return run:finish("rollback", err.reason) end
+      if run.retry == false or not has_label(err, TRANSIENT) then return run:finish("error", err) end
+      again = err
+    else
+      local done, cerr, rerun = run:commit(res)
+      if done then return run:finish(done == true and "commit" or done, res) end
+      if not rerun or run.retry == false then return run:finish("error", cerr) end
+      again = cerr
+    end
+    if now() - run.started >= run.timeout then
+      return run:finish("error", A.timeout_error(again, run.timeout, run.attempt))
+    end
+    A.retrying(run, again, "transaction")
+    A.backoff(run)
+  end
+end
+
+-- The one-session commit step: commit, retrying an unknown result (the core
+-- re-sends it with w:majority) until known or the timeout, except after
+-- MaxTimeMSExpired. A body that committed or aborted its transaction itself
+-- is taken as it is (the spec's rule): "commit" or "self_aborted".
+function A.commit_one(run)
+  local s = run.sessions[1]
+  local state = s._core:state()
+  if state == "committed" then return true end
+  if state ~= "starting" and state ~= "in_progress" then return "self_aborted" end
+  run.in_commit = true
+  run.commit_started = now()
+  while true do
+    run.commits = (run.commits or 0) + 1
+    local ok, cerr = pcall(s.commit, s)
+    if ok then return true end
+    local elapsed = now() - run.started
+    if has_label(cerr, UNKNOWN_COMMIT) and not A.max_time_expired(cerr) then
+      if elapsed >= run.timeout then
+        return false, A.timeout_error(cerr, run.timeout, run.attempt), false
+      end
+      A.retrying(run, cerr, "commit")
+    elseif has_label(cerr, TRANSIENT) then
+      return false, cerr, true
+    else
+      return false, cerr, false
+    end
+  end
+end
+
+return A

@@ -1,0 +1,96 @@
+--[[
+xdbtx.client - the Client object: xdbtx.client(uri, opts), collections,
+commands, low-level sessions, command monitoring.
+
+A Client wraps a core client, whose pool is shared by every Client of the
+same URI and options in the process; `_id` (the pool key) is what the
+ambient context and routing compare. Collection objects are cached per
+namespace, so hooks registered on one apply to every use of it.
+client:transaction is added by xdbtx.transaction.
+]]
+
+local U = require "xdbtx.util"
+local Mon = require "xdbtx.monitor"
+local C = require "xdbtx.context"
+local S = require "xdbtx.session"
+local Col = require "xdbtx.collection"
+
+local core, argerror, check_opts = U.core, U.argerror, U.check_opts
+local monitored, split, route = Mon.monitored, C.split, C.route
+
+local Client = {}
+Client.__index = Client
+Client.__name = "xdbtx.Client"
+
+local Cl = { Client = Client }
+
+-- xdbtx.client(uri, opts) -> Client. Options go to the core (app_name,
+-- max_pool_size, server_selection_timeout_ms; unknown keys raise).
+function Cl.client(uri, opts)
+  if type(uri) ~= "string" then argerror("xdbtx.client: uri must be a string") end
+  check_opts(opts, "xdbtx.client")
+  local c = core.client(uri, opts)
+  return setmetatable({ _core = c, _id = c:id(), _colls = {} }, Client)
+end
+
+-- The Client at v (a safe proxy is unwrapped), or nil.
+function Cl.check(v)
+  v = C.real(v)
+  if getmetatable(v) == Client then return v end
+  return nil
+end
+
+-- Two Client objects of the same pool (same URI and options) are equal.
+function Client.__eq(a, b) return a._id == b._id end
+
+function Client:id() return self._id end
+function Client:uri() return self._core:uri() end
+function Client:topology() return self._core:topology() end
+
+function Client:__tostring()
+  return "xdbtx.Client (" .. self._id .. ")"
+end
+
+-- client:collection(db, name) or client:collection("db.name").
+function Client:collection(db, name)
+  if type(db) ~= "string" then argerror("client:collection: database name must be a string") end
+  if name == nil then
+    local d, n = db:match("^([^.]+)%.(.+)$")
+    if not d then argerror("client:collection: expected \"db.collection\", got \"" .. db .. "\"") end
+    db, name = d, n
+  elseif type(name) ~= "string" then
+    argerror("client:collection: collection name must be a string")
+  end
+  local ns = db .. "." .. name
+  local coll = self._colls[ns]
+  if coll == nil then
+    coll = Col.new(self, self._core:collection(db, name))
+    self._colls[ns] = coll
+  end
+  return coll
+end
+
+-- client:command(db, cmd, opts) -> reply (routed like any operation).
+function Client:command(db, cmd, opts)
+  local o, sarg = split(opts, "client:command")
+  local cs = route(self, sarg, "client:command")
+  local c = self._core
+  return monitored(self, c.command, c, cs, db, cmd, o)
+end
+
+-- client:start_session(opts) -> Session (low level: you start, commit, abort).
+function Client:start_session(opts)
+  check_opts(opts, "client:start_session")
+  local c = self._core
+  return S.new(self, monitored(self, c.start_session, c, opts))
+end
+
+-- client:on_command(fn) -> unsubscribe. fn(event) gets the core's recorded
+-- command events (started/succeeded/failed), after each operation returns.
+-- Listeners belong to the pool: every Client object of the same URI (and
+-- options) feeds them.
+function Client:on_command(fn)
+  return Mon.on_command(self, fn)
+end
+
+return Cl

@@ -1,0 +1,219 @@
+--[[
+xdbtx.collection - Collection and Cursor objects, and collection hooks.
+
+Each operation resolves its session (xdbtx.context: the `session` option,
+or the ambient transaction's), runs the before/after hooks registered on the
+Collection object around the core call, and delivers command events. The
+per-operation path allocates nothing beyond what the core returns when no
+hook and no command listener is registered.
+]]
+
+local U = require "xdbtx.util"
+local Mon = require "xdbtx.monitor"
+local C = require "xdbtx.context"
+
+local argerror, unpack = U.argerror, U.unpack
+local monitored, split, route = Mon.monitored, C.split, C.route
+
+local Col = {}
+
+--------------------------------------------------------------------------
+-- Cursor
+--------------------------------------------------------------------------
+
+local Cursor = {}
+Cursor.__index = Cursor
+Cursor.__name = "xdbtx.Cursor"
+Col.Cursor = Cursor
+
+local function new_cursor(client, ccursor)
+  return setmetatable({ _core = ccursor, _client = client }, Cursor)
+end
+
+-- cursor() / cursor:next() -> doc | nil; closes the cursor when exhausted.
+function Cursor:next()
+  local c = self._core
+  if not c then return nil end
+  local doc = monitored(self._client, c.next, c)
+  if doc == nil then self:close() end
+  return doc
+end
+
+function Cursor:__call()
+  return self:next()
+end
+
+function Cursor:all()
+  local out = setmetatable({}, U.core.array_mt)
+  local ok, err = pcall(function()
+    local c = self._core
+    while c do
+      local doc = monitored(self._client, c.next, c)
+      if doc == nil then break end
+      out[#out + 1] = doc
+    end
+  end)
+  self:close()
+  if not ok then error(err, 0) end
+  return out
+end
+
+function Cursor:close()
+  local c = self._core
+  if c then
+    self._core = nil
+    c:close()
+  end
+end
+Cursor.__close = Cursor.close
+Cursor.__gc = Cursor.close
+
+--------------------------------------------------------------------------
+-- Collection
+--------------------------------------------------------------------------
+
+local Collection = {}
+Collection.__index = Collection
+Collection.__name = "xdbtx.Collection"
+Col.Collection = Collection
+
+function Col.new(client, ccoll)
+  return setmetatable({ _core = ccoll, _client = client, _hooks = { before = {}, after = {} } },
+    Collection)
+end
+
+local hook_ops = {
+  insert = true, update = true, replace = true, delete = true,
+  find_one_and_update = true, find_one_and_replace = true, find_one_and_delete = true,
+}
+
+local function add_hook(self, when, op, fn)
+  if not hook_ops[op] then
+    argerror("collection:" .. when .. ": unknown operation '" .. tostring(op) ..
+      "' (insert, update, replace, delete, find_one_and_update, find_one_and_replace, find_one_and_delete)")
+  end
+  if type(fn) ~= "function" then argerror("collection:" .. when .. ": hook must be a function") end
+  local t = self._hooks[when]
+  local l = t[op]
+  if not l then l = {} t[op] = l end
+  l[#l + 1] = fn
+  return function()
+    for i = #l, 1, -1 do
+      if l[i] == fn then table.remove(l, i) return true end
+    end
+    return false
+  end
+end
+
+-- coll:before(op, fn) / coll:after(op, fn) -> unregister function. Arguments
+-- (s = the Session the operation runs in, or nil):
+--   insert                before(doc, s)            after(doc, {inserted_id=}, s)   (each doc)
+--   update                before(filter, update, s) after(filter, update, result, s)
+--   replace               before(filter, doc, s)    after(filter, doc, result, s)
+--   delete                before(filter, s)         after(filter, result, s)
+--   find_one_and_update   before(filter, update, s) after(filter, update, doc|nil, s)
+--   find_one_and_replace  before(filter, doc, s)    after(filter, doc, doc|nil, s)
+--   find_one_and_delete   before(filter, s)         after(filter, doc|nil, s)
+function Collection:before(op, fn) return add_hook(self, "before", op, fn) end
+function Collection:after(op, fn) return add_hook(self, "after", op, fn) end
+
+local function run_hooks(self, when, op, ...)
+  local l = self._hooks[when][op]
+  if l == nil or l[1] == nil then return end
+  for _, fn in ipairs({ unpack(l) }) do fn(...) end
+end
+
+local function has_hooks(self, op)
+  local b, a = self._hooks.before[op], self._hooks.after[op]
+  return (b ~= nil and b[1] ~= nil) or (a ~= nil and a[1] ~= nil)
+end
+
+function Collection:name() return self._core:name() end
+function Collection:database() return self._core:database() end
+function Collection:client() return self._client end
+
+function Collection:__tostring()
+  return "xdbtx.Collection (" .. self._core:database() .. "." .. self._core:name() .. ")"
+end
+
+-- Operations with one argument before opts: (filter|doc|pipeline, opts).
+local function op1(method, hook)
+  local where = "collection:" .. method
+  return function(self, a, opts)
+    local o, sarg = split(opts, where)
+    local client = self._client
+    local cs, ws = route(client, sarg, where)
+    local c = self._core
+    if hook and has_hooks(self, hook) then
+      run_hooks(self, "before", hook, a, ws)
+      local r = monitored(client, c[method], c, cs, a, o)
+      run_hooks(self, "after", hook, a, r, ws)
+      return r
+    end
+    return monitored(client, c[method], c, cs, a, o)
+  end
+end
+
+-- Operations with two arguments before opts: (filter, update|doc, opts).
+local function op2(method, hook)
+  local where = "collection:" .. method
+  return function(self, a, b, opts)
+    local o, sarg = split(opts, where)
+    local client = self._client
+    local cs, ws = route(client, sarg, where)
+    local c = self._core
+    if hook and has_hooks(self, hook) then
+      run_hooks(self, "before", hook, a, b, ws)
+      local r = monitored(client, c[method], c, cs, a, b, o)
+      run_hooks(self, "after", hook, a, b, r, ws)
+      return r
+    end
+    return monitored(client, c[method], c, cs, a, b, o)
+  end
+end
+
+local function cursor_op(method)
+  local where = "collection:" .. method
+  return function(self, a, opts)
+    local o, sarg = split(opts, where)
+    local client = self._client
+    local cs = route(client, sarg, where)
+    local c = self._core
+    local cur = new_cursor(client, monitored(client, c[method], c, cs, a, o))
+    -- the 4th value is the generic for's to-be-closed value (Lua 5.4)
+    return cur, nil, nil, cur
+  end
+end
+
+Collection.insert_one = op1("insert_one", "insert")
+Collection.find_one = op1("find_one")
+Collection.count_documents = op1("count_documents")
+Collection.delete_one = op1("delete_one", "delete")
+Collection.delete_many = op1("delete_many", "delete")
+Collection.find_one_and_delete = op1("find_one_and_delete", "find_one_and_delete")
+Collection.update_one = op2("update_one", "update")
+Collection.update_many = op2("update_many", "update")
+Collection.replace_one = op2("replace_one", "replace")
+Collection.find_one_and_update = op2("find_one_and_update", "find_one_and_update")
+Collection.find_one_and_replace = op2("find_one_and_replace", "find_one_and_replace")
+Collection.find = cursor_op("find")
+Collection.aggregate = cursor_op("aggregate")
+
+function Collection:insert_many(docs, opts)
+  local where = "collection:insert_many"
+  local o, sarg = split(opts, where)
+  local client = self._client
+  local cs, ws = route(client, sarg, where)
+  local c = self._core
+  if not has_hooks(self, "insert") then
+    return monitored(client, c.insert_many, c, cs, docs, o)
+  end
+  if type(docs) ~= "table" then argerror(where .. ": docs must be a table") end
+  for i = 1, #docs do run_hooks(self, "before", "insert", docs[i], ws) end
+  local r = monitored(client, c.insert_many, c, cs, docs, o)
+  local ids = r.inserted_ids or {}
+  for i = 1, #docs do run_hooks(self, "after", "insert", docs[i], { inserted_id = ids[i] }, ws) end
+  return r
+end
+
+return Col

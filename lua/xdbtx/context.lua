@@ -1,0 +1,117 @@
+--[[
+xdbtx.context - the ambient context: which session an operation runs in.
+
+One context per coroutine (a weak table coroutine -> ctx, the only state
+here). ctx = { kind = "transaction" | "sandbox" | "tree", parent = ctx|nil,
+sessions = { [client id] = Session | false }, on_commit, on_rollback }.
+A context holds the sessions of every client of the running transaction (one
+for client:transaction, several for a tree); `false` marks a client that the
+context holds but runs without a session (saga mode). An operation on a
+client the context does not hold is a routing error: it would escape the
+rollback. A coroutine started inside a transaction does not inherit it
+(Lua cannot tell who created a coroutine); xdbtx.bind(fn) carries it over.
+]]
+
+local U = require "xdbtx.util"
+local S = require "xdbtx.session"
+
+local C = {}
+
+local running, raise, argerror, pack, unpack = U.running, U.raise, U.argerror, U.pack, U.unpack
+local Session, check_session = S.Session, S.check
+local contexts = setmetatable({}, { __mode = "k" })
+
+function C.current()
+  return contexts[running()]
+end
+
+-- Make ctx the running coroutine's context (its parent is the previous
+-- one); its sessions are marked as held by it. Returns the coroutine key.
+function C.enter(ctx)
+  local co = running()
+  ctx.parent = contexts[co]
+  for _, s in pairs(ctx.sessions) do
+    if s then s._ctx = ctx end
+  end
+  contexts[co] = ctx
+  return co
+end
+
+-- Restore the parent context of co.
+function C.leave(ctx, co)
+  contexts[co] = ctx.parent
+  for _, s in pairs(ctx.sessions) do
+    if s then s._ctx = nil end
+  end
+end
+
+-- xdbtx.in_transaction() -> boolean
+function C.in_transaction()
+  return contexts[running()] ~= nil
+end
+
+-- xdbtx.bind(fn) -> function running fn in the caller's context, from any
+-- coroutine (for coroutines started inside a transaction).
+function C.bind(fn)
+  if type(fn) ~= "function" then argerror("xdbtx.bind: expected a function") end
+  local ctx = contexts[running()]
+  if ctx == nil then return fn end
+  return function(...)
+    local co = running()
+    local saved = contexts[co]
+    contexts[co] = ctx
+    local r = pack(pcall(fn, ...))
+    contexts[co] = saved
+    if not r[1] then error(r[2], 0) end
+    return unpack(r, 2, r.n)
+  end
+end
+
+local function real(v)
+  if type(v) == "table" then return rawget(v, "__real") or v end
+  return v
+end
+C.real = real
+
+-- Split opts into (opts without `session`, the session argument).
+function C.split(opts, where)
+  if opts == nil then return nil, nil end
+  if type(opts) ~= "table" then argerror(where .. ": options must be a table, got " .. type(opts)) end
+  local s = opts.session
+  if s == nil then return opts, nil end
+  local o = {}
+  for k, v in pairs(opts) do
+    if k ~= "session" then o[k] = v end
+  end
+  return o, s
+end
+
+-- The session an operation on client runs in: -> core session (nil or
+-- false for none), Lua Session (or nil). `s` is the operation's `session`
+-- option (nil: ambient; false: none on purpose).
+function C.route(client, s, where)
+  if s == false then return false, nil end
+  if s ~= nil then
+    s = real(s)
+    if getmetatable(s) ~= Session then
+      argerror(where .. ": option 'session' must be an xdbtx Session or false")
+    end
+    if s._cid ~= client._id then
+      raise("routing", "state", where .. ": the session belongs to another client (" .. s._cid .. ")")
+    end
+    check_session(s)
+    return s._core, s
+  end
+  local ctx = contexts[running()]
+  if ctx == nil then return nil, nil end
+  local ws = ctx.sessions[client._id]
+  if ws == nil then
+    raise("routing", "state", where .. ": client " .. client._id ..
+      " is not part of the running transaction; the operation would escape the rollback" ..
+      " (pass session = false to run it outside on purpose)")
+  end
+  if ws == false then return false, nil end
+  return ws._core, ws
+end
+
+return C

@@ -1,0 +1,73 @@
+--[[
+xdbtx.monitor - client:on_command: delivering the core's recorded command
+events to Lua listeners.
+
+The core records the events of a pool in one queue (C never calls Lua), so
+listeners are kept per pool (client id) and the queue is drained after each
+operation that ran while a listener existed, also when the operation raised.
+]]
+
+local U = require "xdbtx.util"
+local E = require "xdbtx.events"
+
+local Mon = {}
+
+local unpack, pack = U.unpack, U.pack
+local command_listeners = {}
+
+-- Deliver the pool's recorded events to its listeners.
+function Mon.drain(client)
+  local ls = command_listeners[client._id]
+  if ls == nil then return end
+  local evs = client._core:drain_events()
+  if not evs then return end
+  for i = 1, #evs do
+    local ev = evs[i]
+    for _, fn in ipairs({ unpack(ls) }) do
+      local ok, err = pcall(fn, ev)
+      if not ok then E.report("on_command listener", err) end
+    end
+  end
+end
+
+local drain = Mon.drain
+
+-- f(...) and, when command listeners exist for client, the events it caused.
+function Mon.monitored(client, f, ...)
+  if command_listeners[client._id] == nil then return f(...) end
+  local r = pack(pcall(f, ...))
+  drain(client)
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+
+-- client:on_command(fn) -> unsubscribe. Monitoring is on for the pool while
+-- it has a listener.
+function Mon.on_command(client, fn)
+  if type(fn) ~= "function" then U.argerror("client:on_command: listener must be a function") end
+  local id = client._id
+  local ls = command_listeners[id]
+  if ls == nil then
+    client._core:monitor(true)
+    client._core:drain_events()
+    ls = {}
+    command_listeners[id] = ls
+  end
+  ls[#ls + 1] = fn
+  local core_client = client._core
+  return function()
+    for i = #ls, 1, -1 do
+      if ls[i] == fn then
+        table.remove(ls, i)
+        if #ls == 0 and command_listeners[id] == ls then
+          command_listeners[id] = nil
+          core_client:monitor(false)
+        end
+        return true
+      end
+    end
+    return false
+  end
+end
+
+return Mon

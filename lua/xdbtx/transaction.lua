@@ -1,0 +1,220 @@
+--[[
+xdbtx.transaction - one-cluster transactions and the sandbox:
+client:transaction, session:with_transaction, xdbtx.sandbox,
+xdbtx.rollback, xdbtx.session.
+
+Each is a run of xdbtx.attempt's loop with its own body, commit step and
+finish. Rules that fill DESIGN.md's gaps:
+* client:transaction inside a transaction on the same client joins it
+  (fn(session) runs inline, no commit of its own; a sandbox is joined the
+  same way); on a client the running transaction does not hold it is an
+  Error: several clients are the transaction tree's job.
+* on_commit / on_rollback callbacks belong to one attempt (a rerun
+  registers again), run at most once, after the final outcome, outside the
+  context. A commit that failed for good may have been applied: its error
+  has outcome = "unknown" and neither kind runs.
+]]
+
+local U = require "xdbtx.util"
+local E = require "xdbtx.events"
+local Mon = require "xdbtx.monitor"
+local C = require "xdbtx.context"
+local S = require "xdbtx.session"
+local Cl = require "xdbtx.client"
+local A = require "xdbtx.attempt"
+
+local T = {}
+
+local core, raise, argerror, has_label, unpack, pack, now =
+  U.core, U.raise, U.argerror, U.has_label, U.unpack, U.pack, U.now
+local emit, wants, report = E.emit, E.wants, E.report
+local Client, Session = Cl.Client, S.Session
+local TRANSIENT = A.TRANSIENT
+
+-- A standalone server has no transactions: say so before any command.
+local function check_topology(client, where)
+  local t = client._topology
+  if t == nil then
+    t = client._core:topology()
+    if t ~= "unknown" then client._topology = t end
+  end
+  if t == "standalone" then
+    raise("connect", "transaction", where .. ": " .. client._id .. " is a standalone server, which has no" ..
+      " transactions (they need a replica set or a sharded cluster); for a standalone server the" ..
+      " transaction tree's compensation-based mode = \"saga\" is the way (xdbtx.run: not in this version yet)")
+  end
+end
+T.check_topology = check_topology
+
+-- Run the callbacks of a final outcome, outside any context.
+local function run_callbacks(list, what, ...)
+  for i = 1, #list do
+    local ok, err = pcall(list[i], ...)
+    if not ok then report(what .. " callback", err) end
+  end
+end
+T.run_callbacks = run_callbacks
+
+-- Leave the run's context; close the sessions it owns (made by
+-- client:transaction or sandbox; a user's session stays usable).
+local function leave(run)
+  C.leave(run.ctx, run.co)
+  for _, s in ipairs(run.sessions) do
+    if run.owned then
+      s._ended = true
+      pcall(s._core.close, s._core)
+    end
+    Mon.drain(s._client)
+  end
+end
+
+-- finish of client:transaction and session:with_transaction.
+local function finish_txn(run, how, v)
+  local ctx = run.ctx
+  if how == "commit" then
+    local cbs = ctx.on_commit
+    leave(run)
+    if wants("commit") then
+      emit("commit", A.event(run, { commits = run.commits or 0,
+        duration = run.commit_started and now() - run.commit_started or 0 }))
+    end
+    if cbs then run_callbacks(cbs, "on_commit", unpack(v, 2, v.n)) end
+    return unpack(v, 2, v.n)
+  end
+  if how == "rollback" or how == "self_aborted" then
+    local cbs = ctx.on_rollback
+    leave(run)
+    local reason = how == "rollback" and v or nil
+    if wants("abort") then
+      emit("abort", A.event(run, { reason = reason, outcome = "aborted",
+        state = how == "self_aborted" and "aborted" or nil }))
+    end
+    if cbs then run_callbacks(cbs, "on_rollback", reason) end
+    if how == "rollback" then return nil, reason end
+    return unpack(v, 2, v.n)
+  end
+  -- how == "error": a failed commit (not labelled transient) may have been applied
+  local err = v
+  local outcome = "aborted"
+  if run.in_commit and not has_label(err, TRANSIENT) then outcome = "unknown" end
+  if core.is_error(err) and err.outcome == nil then err.outcome = outcome end
+  local cbs = ctx.on_rollback
+  leave(run)
+  if wants("abort") then
+    emit("abort", A.event(run, { error = err, outcome = outcome }))
+  end
+  if cbs and outcome == "aborted" then run_callbacks(cbs, "on_rollback", err) end
+  error(err, 0)
+end
+
+local function new_run(kind, client, session, owned, fn, topts, timeout)
+  local ctx = { kind = kind, sessions = { [client._id] = session } }
+  local run = {
+    ctx = ctx, sessions = { session }, owned = owned, topts = topts, timeout = timeout,
+    base = { client = client._id }, finish = finish_txn, commit = A.commit_one,
+    body = function() return fn(session) end,
+  }
+  run.co = C.enter(ctx)
+  return run
+end
+
+local function join(ctx, client, fn)
+  local s = ctx.sessions[client._id]
+  if not s then
+    raise("state", "state", "client:transaction: a transaction on another client is running in this" ..
+      " coroutine; several clients need the transaction tree (xdbtx.run / xdbtx.transaction)")
+  end
+  return fn(s)
+end
+
+-- client:transaction(fn, opts) -> fn's results | nil, reason (xdbtx.rollback)
+function Client:transaction(fn, opts)
+  if type(fn) ~= "function" then argerror("client:transaction: expected a function") end
+  local topts, timeout = A.options(opts, "client:transaction")
+  local ctx0 = C.current()
+  if ctx0 then return join(ctx0, self, fn) end
+  check_topology(self, "client:transaction")
+  local c = self._core
+  local session = S.new(self, Mon.monitored(self, c.start_session, c))
+  return A.loop(new_run("transaction", self, session, true, fn, topts, timeout))
+end
+
+-- session:with_transaction(fn, opts): the same loop on a session of your
+-- own (MongoDB's session.withTransaction); the session stays open after.
+function Session:with_transaction(fn, opts)
+  if type(fn) ~= "function" then argerror("session:with_transaction: expected a function") end
+  local topts, timeout = A.options(opts, "session:with_transaction")
+  S.check(self)
+  local ctx0 = C.current()
+  if ctx0 then
+    if ctx0.sessions[self._cid] == self then return fn(self) end
+    raise("state", "state", "session:with_transaction: another transaction is running in this coroutine")
+  end
+  check_topology(self._client, "session:with_transaction")
+  return A.loop(new_run("transaction", self._client, self, false, fn, topts, timeout))
+end
+
+-- xdbtx.rollback(reason): abort the running transaction quietly; it returns
+-- nil, reason.
+function T.rollback(reason)
+  if C.current() == nil then
+    raise("state", "state", "xdbtx.rollback: no transaction is running in this coroutine")
+  end
+  A.rollback_sentinel(reason)
+end
+
+-- xdbtx.session(client) -> the Session the running transaction holds for
+-- client, or nil.
+function T.session(client)
+  client = Cl.check(client)
+  if not client then argerror("xdbtx.session: expected a Client") end
+  local ctx = C.current()
+  if ctx == nil then return nil end
+  return ctx.sessions[client._id] or nil
+end
+
+--------------------------------------------------------------------------
+-- Sandbox
+--------------------------------------------------------------------------
+
+-- The sandbox's commit step: abort, always.
+local function sandbox_commit(run)
+  A.abort_all(run)
+  return "rolled_back"
+end
+
+local function finish_sandbox(run, how, v)
+  local cbs = run.ctx.on_rollback
+  leave(run)
+  local err = how == "error" and v or nil
+  local reason = how == "rollback" and v or nil
+  if wants("abort") then
+    emit("abort", A.event(run, { sandbox = true, error = err, reason = reason, outcome = "aborted" }))
+  end
+  if cbs then run_callbacks(cbs, "on_rollback", how == "rollback" and reason or err) end
+  if how == "rollback" then return nil, reason end
+  if how == "error" then error(err, 0) end
+  return unpack(v, 2, v.n)
+end
+
+-- xdbtx.sandbox(client, fn, opts) -> fn's results: fn(session) runs in a
+-- transaction that is always aborted; errors are re-raised after the abort;
+-- xdbtx.rollback(reason) returns nil, reason. A client:transaction inside
+-- joins the sandbox, so nothing it does commits.
+function T.sandbox(client, fn, opts)
+  local c = Cl.check(client)
+  if not c then argerror("xdbtx.sandbox: expected a Client") end
+  if type(fn) ~= "function" then argerror("xdbtx.sandbox: expected a function") end
+  local topts = A.options(opts, "xdbtx.sandbox")
+  if C.current() then
+    raise("state", "state", "xdbtx.sandbox: a transaction is already running in this coroutine")
+  end
+  check_topology(c, "xdbtx.sandbox")
+  local session = S.new(c, c._core:start_session())
+  local run = new_run("sandbox", c, session, true, fn, topts, math.huge)
+  run.retry, run.commit, run.finish = false, sandbox_commit, finish_sandbox
+  run.base.sandbox = true
+  return A.loop(run)
+end
+
+return T
