@@ -73,9 +73,10 @@ describe("xdbtx.core #luajit", function()
     end)
 
     local bad_options = {
-      { { app_nam = "x" }, "unknown option 'app_nam' = x" },
-      { { max_pool_size = "ten" }, "bad value for option 'max_pool_size' = ten" },
-      { { server_selection_timeout_ms = -1 }, "option 'server_selection_timeout_ms' = -1" },
+      { { app_nam = "x" }, "client: unknown option 'app_nam'" },
+      { { max_pool_size = "ten" }, "client: option 'max_pool_size' must be an integer in 1..2147483647, got \"ten\"" },
+      { { server_selection_timeout_ms = -1 }, "option 'server_selection_timeout_ms' must be an integer in 1..2147483647, got -1" },
+      { { app_name = 5 }, "client: option 'app_name' must be a string, got 5" },
     }
     for _, case in ipairs(bad_options) do
       it("refuse options: " .. case[2], function()

@@ -9,6 +9,8 @@
  * strings. It never calls Lua from inside libmongoc: command events are
  * queued by the core and drained here on request.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -17,19 +19,32 @@
 /* ---- shared helpers ----------------------------------------------------- */
 
 int
-xdbtx_argerror (lua_State *L, int arg, const char *fname, const char *msg)
+xdbtx_argerror (lua_State *L, const char *fname, const char *fmt, ...)
 {
-   return xdbtx_lua_raisef (L, "argument", "bad argument #%d to '%s' (%s)", arg, fname, msg);
+   char msg[512];
+   va_list ap;
+
+   va_start (ap, fmt);
+   vsnprintf (msg, sizeof msg, fmt, ap);
+   va_end (ap);
+   return xdbtx_lua_raisef (L, "argument", "%s: %s", fname, msg);
 }
 
 const char *
-xdbtx_checkstring (lua_State *L, int idx, const char *fname)
+xdbtx_checkstring (lua_State *L, int idx, const char *fname, const char *what)
 {
+   size_t len;
+   const char *s;
+
    if (lua_type (L, idx) != LUA_TSTRING) {
-      lua_pushfstring (L, "string expected, got %s", luaL_typename (L, idx));
-      xdbtx_argerror (L, idx, fname, lua_tostring (L, -1));
+      xdbtx_argerror (L, fname, "%s must be a string, got %s", what, luaL_typename (L, idx));
    }
-   return lua_tostring (L, idx);
+   s = lua_tolstring (L, idx, &len);
+   if (strlen (s) != len) {
+      xdbtx_argerror (L, fname, "%s contains a NUL byte at offset %d: refused (it would be cut there)",
+                      what, (int) strlen (s));
+   }
+   return s;
 }
 
 bool
@@ -60,8 +75,7 @@ xdbtx_encode_or_raise (lua_State *L, int idx, bson_t *doc, const char *fname, co
    xdbtx_error_t err;
 
    if (lua_type (L, idx) != LUA_TTABLE && lua_type (L, idx) != LUA_TUSERDATA) {
-      lua_pushfstring (L, "%s: table expected, got %s", what, luaL_typename (L, idx));
-      xdbtx_argerror (L, idx, fname, lua_tostring (L, -1));
+      xdbtx_argerror (L, fname, "%s must be a table, got %s", what, luaL_typename (L, idx));
    }
    xdbtx_error_init (&err);
    if (!xdbtx_codec_encode (L, idx, doc, &err)) {
@@ -78,6 +92,29 @@ xdbtx_push_doc (lua_State *L, const bson_t *doc)
    xdbtx_error_init (&err);
    if (!xdbtx_codec_push (L, doc, &err)) {
       xdbtx_lua_raise (L, &err);
+   }
+}
+
+int
+xdbtx_push_reply (lua_State *L, bson_t *reply)
+{
+   xdbtx_error_t err;
+   bool ok;
+
+   xdbtx_error_init (&err);
+   ok = xdbtx_codec_push (L, reply, &err);
+   bson_destroy (reply);
+   if (!ok) {
+      return xdbtx_lua_raise (L, &err);
+   }
+   return 1;
+}
+
+void
+xdbtx_reclaim (lua_State *L, xdbtx_pool_t *pool)
+{
+   if (xdbtx_pool_exhausted (pool)) {
+      lua_gc (L, LUA_GCCOLLECT, 0);
    }
 }
 
@@ -113,8 +150,8 @@ xdbtx_check_client (lua_State *L, int idx)
    lclient_t *c = luaL_testudata (L, idx, XDBTX_CLIENT_MT);
 
    if (!c) {
-      lua_pushfstring (L, "xdbtx.Client expected, got %s", luaL_typename (L, idx));
-      xdbtx_argerror (L, idx, "client method", lua_tostring (L, -1));
+      xdbtx_argerror (L, "client method", "expected an xdbtx.Client as self, got %s",
+                      luaL_typename (L, idx));
    }
    return c;
 }
@@ -173,359 +210,20 @@ xdbtx_scratch_doc (lscratch_t *sc, int i)
    return sc->doc[i];
 }
 
-/* ---- options ------------------------------------------------------------ */
-
-enum { K_DOC, K_ARRAY, K_ANY, K_INT, K_BOOL, K_WC, K_RC, K_RP, K_RETDOC };
-
-#define M_WRITES (XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_UPDATE | XDBTX_M_REPLACE | \
-                  XDBTX_M_DELETE)
-#define M_FAM (XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE | XDBTX_M_FAM_DELETE)
-#define M_READS (XDBTX_M_FIND | XDBTX_M_FIND_ONE | XDBTX_M_COUNT | XDBTX_M_AGGREGATE)
-#define M_ALL 0xffffu
-
-static const struct {
-   const char *lua, *mongo;
-   int kind;
-   unsigned methods;
-} optspecs[] = {
-   {"sort", "sort", K_DOC, XDBTX_M_FIND | XDBTX_M_FIND_ONE | M_FAM},
-   {"projection", "projection", K_DOC, XDBTX_M_FIND | XDBTX_M_FIND_ONE | M_FAM},
-   {"limit", "limit", K_INT, XDBTX_M_FIND | XDBTX_M_COUNT},
-   {"skip", "skip", K_INT, XDBTX_M_FIND | XDBTX_M_FIND_ONE | XDBTX_M_COUNT},
-   {"batch_size", "batchSize", K_INT, XDBTX_M_FIND | XDBTX_M_AGGREGATE},
-   {"upsert", "upsert", K_BOOL,
-    XDBTX_M_UPDATE | XDBTX_M_REPLACE | XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE},
-   {"return_document", "new", K_RETDOC, XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE},
-   {"array_filters", "arrayFilters", K_ARRAY, XDBTX_M_UPDATE | XDBTX_M_FAM_UPDATE},
-   {"hint", "hint", K_ANY, M_ALL & ~(XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_COMMAND)},
-   {"collation", "collation", K_DOC,
-    M_ALL & ~(XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_COMMAND)},
-   {"comment", "comment", K_ANY, M_ALL & ~XDBTX_M_COMMAND},
-   {"max_time_ms", "maxTimeMS", K_INT, M_READS | M_FAM | XDBTX_M_COMMAND},
-   {"ordered", "ordered", K_BOOL, XDBTX_M_INSERT_MANY},
-   {"bypass_document_validation", "bypassDocumentValidation", K_BOOL,
-    XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_UPDATE | XDBTX_M_REPLACE |
-       XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE | XDBTX_M_AGGREGATE},
-   {"allow_disk_use", "allowDiskUse", K_BOOL, XDBTX_M_FIND | XDBTX_M_AGGREGATE},
-   {"write_concern", "writeConcern", K_WC, M_WRITES | M_FAM | XDBTX_M_AGGREGATE | XDBTX_M_COMMAND},
-   {"read_concern", "readConcern", K_RC, M_READS | XDBTX_M_COMMAND},
-   {"read_preference", NULL, K_RP, M_READS | XDBTX_M_COMMAND},
-};
-
-/* Raise "<fname>: option '<key>' <msg>" (phase "argument"). */
-static int
-opt_error (lua_State *L, const char *fname, const char *key, const char *msg)
-{
-   return xdbtx_lua_raisef (L, "argument", "%s: option '%s' %s", fname, key, msg);
-}
-
-/* The write concern table (or w value) at idx into a new object. */
-static mongoc_write_concern_t *
-parse_wc (lua_State *L, int idx, const char *fname)
-{
-   mongoc_write_concern_t *wc;
-   int64_t n = 0;
-   const char *key;
-
-   idx = lua_absindex (L, idx);
-   if (lua_type (L, idx) != LUA_TTABLE) {
-      opt_error (L, fname, "write_concern", "must be a table { w =, j =, wtimeout = }");
-   }
-   /* Check everything before allocating, so a raise leaks nothing. */
-   lua_pushnil (L);
-   while (lua_next (L, idx)) {
-      key = lua_type (L, -2) == LUA_TSTRING ? lua_tostring (L, -2) : "?";
-      if (strcmp (key, "w") == 0) {
-         if (!(lua_type (L, -1) == LUA_TSTRING || (xdbtx_toint64 (L, -1, &n) && n >= 0))) {
-            opt_error (L, fname, "write_concern.w", "must be a number >= 0 or a string");
-         }
-      } else if (strcmp (key, "j") == 0) {
-         if (!lua_isboolean (L, -1)) {
-            opt_error (L, fname, "write_concern.j", "must be a boolean");
-         }
-      } else if (strcmp (key, "wtimeout") == 0) {
-         if (!xdbtx_toint64 (L, -1, &n) || n < 0) {
-            opt_error (L, fname, "write_concern.wtimeout", "must be an integer >= 0");
-         }
-      } else {
-         xdbtx_lua_raisef (L, "argument", "%s: unknown option 'write_concern.%s'", fname, key);
-      }
-      lua_pop (L, 1);
-   }
-   wc = mongoc_write_concern_new ();
-   lua_getfield (L, idx, "w");
-   if (lua_type (L, -1) == LUA_TSTRING) {
-      if (strcmp (lua_tostring (L, -1), "majority") == 0) {
-         mongoc_write_concern_set_w (wc, MONGOC_WRITE_CONCERN_W_MAJORITY);
-      } else {
-         mongoc_write_concern_set_wtag (wc, lua_tostring (L, -1));
-      }
-   } else if (xdbtx_toint64 (L, -1, &n)) {
-      mongoc_write_concern_set_w (wc, (int32_t) n);
-   }
-   lua_getfield (L, idx, "j");
-   if (lua_isboolean (L, -1)) {
-      mongoc_write_concern_set_journal (wc, lua_toboolean (L, -1));
-   }
-   lua_getfield (L, idx, "wtimeout");
-   if (xdbtx_toint64 (L, -1, &n)) {
-      mongoc_write_concern_set_wtimeout_int64 (wc, n);
-   }
-   lua_pop (L, 3);
-   return wc;
-}
-
-/* "majority" or { level = "majority" } -> the level string (on the stack). */
-static const char *
-parse_rc (lua_State *L, int idx, const char *fname)
-{
-   if (lua_type (L, idx) == LUA_TTABLE) {
-      lua_getfield (L, idx, "level");
-      lua_replace (L, idx);
-   }
-   if (lua_type (L, idx) != LUA_TSTRING) {
-      opt_error (L, fname, "read_concern", "must be a level string or { level = ... }");
-   }
-   return lua_tostring (L, idx);
-}
-
-static mongoc_read_prefs_t *
-parse_rp (lua_State *L, int idx, const char *fname)
-{
-   static const struct {
-      const char *name;
-      mongoc_read_mode_t mode;
-   } modes[] = {
-      {"primary", MONGOC_READ_PRIMARY},
-      {"primaryPreferred", MONGOC_READ_PRIMARY_PREFERRED},
-      {"primary_preferred", MONGOC_READ_PRIMARY_PREFERRED},
-      {"secondary", MONGOC_READ_SECONDARY},
-      {"secondaryPreferred", MONGOC_READ_SECONDARY_PREFERRED},
-      {"secondary_preferred", MONGOC_READ_SECONDARY_PREFERRED},
-      {"nearest", MONGOC_READ_NEAREST},
-   };
-   const char *s = lua_type (L, idx) == LUA_TSTRING ? lua_tostring (L, idx) : "";
-   size_t i;
-
-   for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
-      if (strcmp (s, modes[i].name) == 0) {
-         return mongoc_read_prefs_new (modes[i].mode);
-      }
-   }
-   opt_error (L, fname, "read_preference",
-              "must be \"primary\", \"primaryPreferred\", \"secondary\", "
-              "\"secondaryPreferred\" or \"nearest\"");
-   return NULL;
-}
-
-static void
-parse_one (lua_State *L, int vidx, size_t i, const char *fname, bson_t *out, lscratch_t *sc)
-{
-   const char *key = optspecs[i].lua, *mongo = optspecs[i].mongo;
-   xdbtx_error_t err;
-   int64_t n = 0;
-   mongoc_write_concern_t *wc;
-   bool ok;
-
-   switch (optspecs[i].kind) {
-   case K_DOC:
-   case K_ARRAY:
-      if (lua_type (L, vidx) != LUA_TTABLE && lua_type (L, vidx) != LUA_TUSERDATA) {
-         opt_error (L, fname, key, "must be a table");
-      }
-      /* fall through */
-   case K_ANY:
-      xdbtx_error_init (&err);
-      if (!xdbtx_codec_append (L, vidx, out, mongo, -1, &err)) {
-         xdbtx_error_prefix (&err, "%s: option '%s'", fname, key);
-         xdbtx_lua_raise (L, &err);
-      }
-      break;
-   case K_INT:
-      if (!xdbtx_toint64 (L, vidx, &n)) {
-         opt_error (L, fname, key, "must be an integer");
-      }
-      BSON_APPEND_INT64 (out, mongo, n);
-      break;
-   case K_BOOL:
-      if (!lua_isboolean (L, vidx)) {
-         opt_error (L, fname, key, "must be a boolean");
-      }
-      BSON_APPEND_BOOL (out, mongo, lua_toboolean (L, vidx));
-      break;
-   case K_RETDOC: {
-      const char *s = lua_type (L, vidx) == LUA_TSTRING ? lua_tostring (L, vidx) : "";
-      if (strcmp (s, "after") != 0 && strcmp (s, "before") != 0) {
-         opt_error (L, fname, key, "must be \"before\" or \"after\"");
-      }
-      BSON_APPEND_BOOL (out, mongo, strcmp (s, "after") == 0);
-      break;
-   }
-   case K_WC:
-      wc = parse_wc (L, vidx, fname);
-      ok = mongoc_write_concern_append (wc, out);
-      mongoc_write_concern_destroy (wc);
-      if (!ok) {
-         opt_error (L, fname, key, "is not a valid write concern");
-      }
-      break;
-   case K_RC: {
-      bson_t child;
-      const char *level = parse_rc (L, vidx, fname);
-      BSON_APPEND_DOCUMENT_BEGIN (out, "readConcern", &child);
-      BSON_APPEND_UTF8 (&child, "level", level);
-      bson_append_document_end (out, &child);
-      break;
-   }
-   case K_RP:
-      if (sc->prefs) {
-         mongoc_read_prefs_destroy (sc->prefs);
-         sc->prefs = NULL;
-      }
-      sc->prefs = parse_rp (L, vidx, fname);
-      break;
-   default:
-      break;
-   }
-}
-
-void
-xdbtx_parse_opts (lua_State *L, int idx, unsigned method, const char *fname, bson_t *out,
-                  lscratch_t *sc)
-{
-   const char *key;
-   size_t i;
-
-   if (lua_isnoneornil (L, idx)) {
-      return;
-   }
-   idx = lua_absindex (L, idx);
-   if (lua_type (L, idx) != LUA_TTABLE) {
-      lua_pushfstring (L, "options table expected, got %s", luaL_typename (L, idx));
-      xdbtx_argerror (L, idx, fname, lua_tostring (L, -1));
-   }
-   luaL_checkstack (L, 8, "xdbtx: options");
-   lua_pushnil (L);
-   while (lua_next (L, idx)) {
-      if (lua_type (L, -2) != LUA_TSTRING) {
-         xdbtx_lua_raisef (L, "argument", "%s: option keys must be strings (got %s)", fname,
-                           luaL_typename (L, -2));
-      }
-      key = lua_tostring (L, -2);
-      for (i = 0; i < sizeof optspecs / sizeof optspecs[0]; i++) {
-         if (strcmp (optspecs[i].lua, key) == 0 && (optspecs[i].methods & method)) {
-            break;
-         }
-      }
-      if (i == sizeof optspecs / sizeof optspecs[0]) {
-         xdbtx_lua_raisef (L, "argument", "%s: unknown option '%s'", fname, key);
-      }
-      parse_one (L, lua_gettop (L), i, fname, out, sc);
-      lua_settop (L, lua_gettop (L) - 1);
-   }
-}
-
-mongoc_transaction_opt_t *
-xdbtx_parse_txn_opts (lua_State *L, int idx, const char *fname, lscratch_t *sc)
-{
-   mongoc_transaction_opt_t *txn;
-   mongoc_write_concern_t *wc;
-   mongoc_read_concern_t *rc;
-   mongoc_read_prefs_t *rp;
-   const char *key;
-   int64_t n = 0;
-   int top;
-
-   if (sc->txn) {
-      mongoc_transaction_opts_destroy (sc->txn);
-   }
-   txn = sc->txn = mongoc_transaction_opts_new ();
-   if (lua_isnoneornil (L, idx)) {
-      return txn;
-   }
-   idx = lua_absindex (L, idx);
-   if (lua_type (L, idx) != LUA_TTABLE) {
-      lua_pushfstring (L, "options table expected, got %s", luaL_typename (L, idx));
-      xdbtx_argerror (L, idx, fname, lua_tostring (L, -1));
-   }
-   lua_pushnil (L);
-   while (lua_next (L, idx)) {
-      top = lua_gettop (L);
-      key = lua_type (L, -2) == LUA_TSTRING ? lua_tostring (L, -2) : "?";
-      if (strcmp (key, "read_concern") == 0) {
-         rc = mongoc_read_concern_new ();
-         mongoc_read_concern_set_level (rc, parse_rc (L, top, fname));
-         mongoc_transaction_opts_set_read_concern (txn, rc);
-         mongoc_read_concern_destroy (rc);
-      } else if (strcmp (key, "write_concern") == 0) {
-         wc = parse_wc (L, top, fname);
-         mongoc_transaction_opts_set_write_concern (txn, wc);
-         mongoc_write_concern_destroy (wc);
-      } else if (strcmp (key, "read_preference") == 0) {
-         rp = parse_rp (L, top, fname);
-         mongoc_transaction_opts_set_read_prefs (txn, rp);
-         mongoc_read_prefs_destroy (rp);
-      } else if (strcmp (key, "max_commit_time_ms") == 0) {
-         if (!xdbtx_toint64 (L, top, &n) || n < 0) {
-            opt_error (L, fname, key, "must be an integer >= 0");
-         }
-         mongoc_transaction_opts_set_max_commit_time_ms (txn, n);
-      } else {
-         xdbtx_lua_raisef (L, "argument", "%s: unknown option '%s'", fname, key);
-      }
-      lua_settop (L, top - 1);
-   }
-   return txn;
-}
-
 /* ---- Client ------------------------------------------------------------- */
 
 /* core.client(uri, opts) -> Client */
 static int
 l_client (lua_State *L)
 {
-   const char *uri = xdbtx_checkstring (L, 1, "client");
+   const char *uri = xdbtx_checkstring (L, 1, "client", "uri");
    xdbtx_pool_opts_t o = {NULL, 0, 0};
    xdbtx_error_t err;
    lclient_t *c;
-   const char *key;
-   int64_t n = 0;
 
-   if (!lua_isnoneornil (L, 2)) {
-      if (lua_type (L, 2) != LUA_TTABLE) {
-         return xdbtx_argerror (L, 2, "client", "options table expected");
-      }
-      lua_pushnil (L);
-      while (lua_next (L, 2)) {
-         key = lua_type (L, -2) == LUA_TSTRING ? lua_tostring (L, -2) : "?";
-         if (strcmp (key, "app_name") == 0 && lua_type (L, -1) == LUA_TSTRING) {
-            o.app_name = lua_tostring (L, -1);
-         } else if (strcmp (key, "max_pool_size") == 0 && xdbtx_toint64 (L, -1, &n) && n > 0 &&
-                    n <= INT32_MAX) {
-            o.max_pool_size = (int32_t) n;
-         } else if (strcmp (key, "server_selection_timeout_ms") == 0 &&
-                    xdbtx_toint64 (L, -1, &n) && n > 0 && n <= INT32_MAX) {
-            o.server_selection_timeout_ms = (int32_t) n;
-         } else {
-            if (lua_type (L, -1) == LUA_TSTRING || lua_type (L, -1) == LUA_TNUMBER) {
-               lua_pushvalue (L, -1);
-            } else if (lua_type (L, -1) == LUA_TBOOLEAN) {
-               lua_pushstring (L, lua_toboolean (L, -1) ? "true" : "false");
-            } else {
-               lua_pushstring (L, luaL_typename (L, -1));
-            }
-            return xdbtx_lua_raisef (L, "argument", "client: %s option '%s' = %s", 
-                                     (strcmp (key, "app_name") == 0 ||
-                                      strcmp (key, "max_pool_size") == 0 ||
-                                      strcmp (key, "server_selection_timeout_ms") == 0)
-                                        ? "bad value for"
-                                        : "unknown",
-                                     key, lua_tostring (L, -1));
-         }
-         lua_pop (L, 1);
-      }
-   }
+   lua_settop (L, 2);
    /* app_name stays valid: it is a string inside the options table. */
+   xdbtx_parse_client_opts (L, 2, "client", &o);
    xdbtx_error_init (&err);
    c = lua_newuserdatauv (L, sizeof *c, 0);
    c->pool = NULL;
@@ -559,16 +257,17 @@ client_collection (lua_State *L)
    const char *db, *dot;
 
    xdbtx_check_client (L, 1);
-   db = xdbtx_checkstring (L, 2, "collection");
+   db = xdbtx_checkstring (L, 2, "collection", "database name");
    if (lua_isnoneornil (L, 3)) {
       dot = strchr (db, '.');
       if (!dot || dot == db || !dot[1]) {
-         return xdbtx_argerror (L, 2, "collection", "\"db.collection\" expected");
+         return xdbtx_argerror (L, "collection", "expected \"db.collection\", got \"%s\"", db);
       }
       lua_pushlstring (L, db, (size_t) (dot - db));
       return xdbtx_collection_push_new (L, 1, lua_tostring (L, -1), dot + 1);
    }
-   return xdbtx_collection_push_new (L, 1, db, xdbtx_checkstring (L, 3, "collection"));
+   return xdbtx_collection_push_new (L, 1, db,
+                                     xdbtx_checkstring (L, 3, "collection", "collection name"));
 }
 
 /* client:start_session(opts) -> Session */
@@ -586,14 +285,21 @@ client_command (lua_State *L)
 {
    lclient_t *c = (lua_settop (L, 5), xdbtx_check_client (L, 1));
    xdbtx_session_t *s = xdbtx_check_session (L, 2, "command");
-   const char *db = xdbtx_checkstring (L, 3, "command");
+   const char *db = xdbtx_checkstring (L, 3, "command", "database name");
    lscratch_t *sc = xdbtx_scratch_new (L);
    xdbtx_error_t err;
    bson_t reply;
    bson_t *cmd = xdbtx_scratch_doc (sc, 0), *opts = xdbtx_scratch_doc (sc, 1);
 
-   xdbtx_encode_or_raise (L, 4, cmd, "command", "command");
+   if (lua_type (L, 4) != LUA_TTABLE && lua_type (L, 4) != LUA_TUSERDATA) {
+      return xdbtx_argerror (L, "command", "command must be a table, got %s",
+                             luaL_typename (L, 4));
+   }
+   xdbtx_encode_ordered (L, 4, cmd, "command", "command");
    xdbtx_parse_opts (L, 5, XDBTX_M_COMMAND, "command", opts, sc);
+   if (!s) {
+      xdbtx_reclaim (L, c->pool);
+   }
    xdbtx_error_init (&err);
    if (!xdbtx_pool_command (c->pool, s, db, cmd, sc->prefs, opts, &reply, &err)) {
       bson_destroy (&reply);
@@ -601,9 +307,7 @@ client_command (lua_State *L)
       return xdbtx_lua_raise (L, &err);
    }
    xdbtx_scratch_free (sc);
-   xdbtx_push_doc (L, &reply);
-   bson_destroy (&reply);
-   return 1;
+   return xdbtx_push_reply (L, &reply);
 }
 
 /* client:topology() -> "replicaset" | "standalone" | "sharded" | "unknown" */
@@ -720,10 +424,13 @@ l_now (lua_State *L)
 static int
 l_sleep (lua_State *L)
 {
-   lua_Number secs = luaL_checknumber (L, 1);
+   lua_Number secs = lua_tonumber (L, 1);
    struct timespec ts;
 
-   luaL_argcheck (L, secs >= 0 && secs <= 3600, 1, "seconds must be in [0, 3600]");
+   if (!(secs >= 0 && secs <= 3600)) {
+      return xdbtx_argerror (L, "sleep", "seconds must be a number in [0, 3600], got %s",
+                             lua_tostring (L, 1));
+   }
    ts.tv_sec = (time_t) secs;
    ts.tv_nsec = (long) ((secs - (lua_Number) ts.tv_sec) * 1e9);
    while (nanosleep (&ts, &ts) != 0) {
@@ -758,6 +465,7 @@ luaopen_xdbtx_core (lua_State *L)
       {"now", l_now},
       {"sleep", l_sleep},
       {"mongoc_version", l_mongoc_version},
+      {"check_options", xdbtx_l_check_options},
       {NULL, NULL},
    };
 

@@ -25,6 +25,8 @@ struct xdbtx_pool_t {
    mongoc_client_pool_t *mpool;   /* NULL until first use; guarded by reg_lock */
    pid_t pid;                     /* the process that made mpool */
    int monitoring;                /* read with __atomic by the APM callbacks */
+   int out;                       /* clients popped and not pushed (__atomic) */
+   int max_size;                  /* maxPoolSize of the URI */
    pthread_mutex_t qlock;         /* guards the event queue */
    xdbtx_event_t *head, *tail;
    uint32_t count, dropped;
@@ -333,6 +335,7 @@ xdbtx_pool_get (const char *uri_str,
       p->key = key;
       p->uri_str = bson_strdup (uri_str);
       p->uri = uri;
+      p->max_size = mongoc_uri_get_option_as_int32 (uri, MONGOC_URI_MAXPOOLSIZE, 100);
       pthread_mutex_init (&p->qlock, NULL);
       p->next = registry;
       registry = p;
@@ -374,6 +377,7 @@ current_pool (xdbtx_pool_t *p, xdbtx_error_t *err)
       /* Forked child: abandon the parent's pool and its queue lock, which a
        * parent thread may have held at the fork. */
       p->mpool = NULL;
+      p->out = 0;
       pthread_mutex_init (&p->qlock, NULL);
       xdbtx_events_free (p->head);
       p->head = p->tail = NULL;
@@ -408,7 +412,9 @@ xdbtx_pool_pop (xdbtx_pool_t *pool, xdbtx_error_t *err)
       return NULL;
    }
    client = mongoc_client_pool_pop (mp);
-   if (!client) {
+   if (client) {
+      __atomic_add_fetch (&pool->out, 1, __ATOMIC_RELAXED);
+   } else {
       xdbtx_error_set (err, MONGOC_ERROR_CLIENT, 0, "connect",
                        "no free client in the pool of '%s' within %d ms (max_pool_size %d): "
                        "close sessions and cursors that are no longer used",
@@ -434,8 +440,15 @@ xdbtx_pool_push (xdbtx_pool_t *pool, mongoc_client_t *client)
    pthread_mutex_unlock (&reg_lock);
    /* A client popped before a fork belongs to the parent: leave it be. */
    if (mp) {
+      __atomic_sub_fetch (&pool->out, 1, __ATOMIC_RELAXED);
       mongoc_client_pool_push (mp, client);
    }
+}
+
+bool
+xdbtx_pool_exhausted (const xdbtx_pool_t *pool)
+{
+   return __atomic_load_n (&pool->out, __ATOMIC_RELAXED) >= pool->max_size;
 }
 
 const char *

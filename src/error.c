@@ -65,6 +65,10 @@ xdbtx_error_from_mongoc (xdbtx_error_t *err,
    }
    err->domain = error->domain;
    err->code = (int32_t) error->code;
+   /* No server could be reached: the operation never ran, whatever it was. */
+   if (error->domain == MONGOC_ERROR_SERVER_SELECTION && phase && strcmp (phase, "operation") == 0) {
+      phase = "connect";
+   }
    copy_str (err->phase, sizeof err->phase, phase);
    copy_str (err->message, sizeof err->message, error->message);
    /* Only server codes have MongoDB names; libmongoc's own codes do not. */

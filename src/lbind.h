@@ -57,10 +57,13 @@ void xdbtx_scratch_free (lscratch_t *sc);
 /* The i-th document, created empty on first use. */
 bson_t *xdbtx_scratch_doc (lscratch_t *sc, int i);
 
-/* Raise "bad argument #arg to 'fname' (msg)" as an xdbtx.Error. */
-int xdbtx_argerror (lua_State *L, int arg, const char *fname, const char *msg);
-/* The string at idx or raise. */
-const char *xdbtx_checkstring (lua_State *L, int idx, const char *fname);
+/* Raise "<fname>: <formatted message>" as an xdbtx.Error (phase and domain
+ * "argument"). Messages name the argument and say what was expected and
+ * what was given: "insert_one: document must be a table, got nil". */
+int xdbtx_argerror (lua_State *L, const char *fname, const char *fmt, ...);
+/* The string at idx, or raise naming `what`; a string with a NUL byte is
+ * refused too (C would silently cut it there). */
+const char *xdbtx_checkstring (lua_State *L, int idx, const char *fname, const char *what);
 /* The integer at idx (an integral number) into *out; false if not one. */
 bool xdbtx_toint64 (lua_State *L, int idx, int64_t *out);
 
@@ -70,6 +73,14 @@ void xdbtx_encode_or_raise (lua_State *L, int idx, bson_t *doc, const char *fnam
                             const char *what);
 /* Push the decoded doc or raise (phase "decode"). */
 void xdbtx_push_doc (lua_State *L, const bson_t *doc);
+/* Push the decoded reply and destroy it, also when decoding fails (then
+ * raise). Returns 1. */
+int xdbtx_push_reply (lua_State *L, bson_t *reply);
+
+/* Before an operation that borrows a pooled client: when every client of the
+ * pool is out, run a full garbage collection first, so that cursors and
+ * sessions nobody closed give theirs back instead of the call waiting. */
+void xdbtx_reclaim (lua_State *L, xdbtx_pool_t *pool);
 
 /* Pin the value at parent in the user value of the userdata at ud, and
  * push it back. */
@@ -95,19 +106,37 @@ enum {
    XDBTX_M_FAM_DELETE = 1 << 9,
    XDBTX_M_COUNT = 1 << 10,
    XDBTX_M_AGGREGATE = 1 << 11,
-   XDBTX_M_COMMAND = 1 << 12
+   XDBTX_M_COMMAND = 1 << 12,
+   XDBTX_M_TXN = 1 << 16,     /* transaction options */
+   XDBTX_M_SESSION = 1 << 17, /* start_session options */
+   XDBTX_M_CLIENT = 1 << 18   /* client (pool) options */
 };
 
-/* Translate the snake_case option table at idx (nil: none) for `method`
- * into libmongoc opts appended to out; a read_preference becomes
- * sc->prefs. Raises "<fname>: unknown option 'k'" and bad values. */
+/* The option parser (lopts.c): one table of rows for every kind below.
+ * Each raises "<fname>: unknown option 'k'" or "<fname>: option 'k' must be
+ * ..., got v" before it builds anything. */
+
+/* Translate the option table at idx (nil: none) for `method` (an
+ * XDBTX_M_* operation bit) into libmongoc opts appended to out; a
+ * read_preference becomes sc->prefs. */
 void xdbtx_parse_opts (lua_State *L, int idx, unsigned method, const char *fname,
                        bson_t *out, lscratch_t *sc);
-
-/* Transaction options from a table (nil: none) into a new
- * mongoc_transaction_opt_t owned by sc->txn. Raises on unknown keys. */
+/* Transaction options into a new mongoc_transaction_opt_t owned by sc->txn. */
 mongoc_transaction_opt_t *xdbtx_parse_txn_opts (lua_State *L, int idx, const char *fname,
                                                 lscratch_t *sc);
+/* start_session options into a new sc->sopts. */
+void xdbtx_parse_session_opts (lua_State *L, int idx, const char *fname, lscratch_t *sc);
+/* Client options into *o (strings stay owned by the option table). */
+void xdbtx_parse_client_opts (lua_State *L, int idx, const char *fname, xdbtx_pool_opts_t *o);
+/* core.check_options(kind, opts, fname) -> true (the Lua layer's check). */
+int xdbtx_l_check_options (lua_State *L);
+
+/* Encode the document at idx whose key order matters (a sort, a hint, index
+ * keys, a command) into out: an xdbtx.ordered value, a list of pairs
+ * { { "b", -1 }, { "a", 1 } }, or a table with at most one key; a plain
+ * table with several keys raises naming `what`. */
+void xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname,
+                           const char *what);
 
 /* Register the Session / Collection+Cursor metatables (lsession.c,
  * lcollection.c). */

@@ -21,8 +21,8 @@ check_coll (lua_State *L)
    lcollection_t *b = luaL_testudata (L, 1, XDBTX_COLLECTION_MT);
 
    if (!b) {
-      lua_pushfstring (L, "xdbtx.Collection expected, got %s", luaL_typename (L, 1));
-      xdbtx_argerror (L, 1, "collection method", lua_tostring (L, -1));
+      xdbtx_argerror (L, "collection method", "expected an xdbtx.Collection as self, got %s",
+                      luaL_typename (L, 1));
    }
    return b;
 }
@@ -98,31 +98,135 @@ encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot, const char *fna
    return with_id;
 }
 
-/* Encode an update: a document of $-operators, or a pipeline (a list of
- * stages), which libmongoc takes as a document with keys "0", "1", ... */
-static void
+/* Encode an update into sc->doc[slot] and return it: a non-empty document
+ * of $-operators, or a non-empty pipeline (a list of stage documents, which
+ * libmongoc takes as a document with keys "0", "1", ...). Anything else
+ * raises and nothing is sent: an empty update, or a document without
+ * operators, would replace the whole matched document. */
+static bson_t *
 encode_update (lua_State *L, int idx, lscratch_t *sc, int slot, const char *fname)
 {
-   bson_t *doc = xdbtx_scratch_doc (sc, slot);
+   bson_t *wrap = xdbtx_scratch_doc (sc, slot), *upd;
    xdbtx_error_t err;
-   bson_iter_t it;
+   bson_iter_t it, child;
    const uint8_t *data;
    uint32_t len;
+   bool pipeline;
 
-   if (lua_type (L, idx) != LUA_TTABLE || lua_rawlen (L, idx) == 0) {
-      xdbtx_encode_or_raise (L, idx, doc, fname, "update");
-      return;
+   if (lua_type (L, idx) != LUA_TTABLE && lua_type (L, idx) != LUA_TUSERDATA) {
+      xdbtx_argerror (L, fname, "update must be a table, got %s", luaL_typename (L, idx));
    }
    xdbtx_error_init (&err);
-   if (!xdbtx_codec_append (L, idx, doc, "u", 1, &err)) {
-      xdbtx_error_prefix (&err, "%s: update", fname);
+   if (!xdbtx_codec_append (L, idx, wrap, "update", 6, &err)) {
+      xdbtx_error_prefix (&err, "%s", fname);
       xdbtx_lua_raise (L, &err);
    }
-   if (bson_iter_init_find (&it, doc, "u") && BSON_ITER_HOLDS_ARRAY (&it)) {
+   bson_iter_init_find (&it, wrap, "update");
+   pipeline = BSON_ITER_HOLDS_ARRAY (&it);
+   if (pipeline) {
       bson_iter_array (&it, &len, &data);
-      sc->doc[slot] = bson_new_from_data (data, len);
-      bson_destroy (doc);
+   } else if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      bson_iter_document (&it, &len, &data);
+   } else {
+      xdbtx_argerror (L, fname, "update must be a document of $-operators or a pipeline");
    }
+   upd = bson_new_from_data (data, len);
+   bson_destroy (wrap);
+   sc->doc[slot] = upd;
+   if (bson_empty (upd)) {
+      xdbtx_argerror (L, fname, "update must not be empty (an empty %s would %s)",
+                      pipeline ? "pipeline" : "document",
+                      pipeline ? "change nothing" : "erase every field of the matched document");
+   }
+   bson_iter_init (&it, upd);
+   while (bson_iter_next (&it)) {
+      if (pipeline && !BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         xdbtx_argerror (L, fname, "update pipeline stage [%d] must be a document",
+                         atoi (bson_iter_key (&it)) + 1);
+      }
+      if (pipeline) {
+         bson_iter_recurse (&it, &child);
+         if (!bson_iter_next (&child) || bson_iter_key (&child)[0] != '$') {
+            xdbtx_argerror (L, fname, "update pipeline stage [%d] must be a stage such as "
+                            "{ [\"$set\"] = ... }", atoi (bson_iter_key (&it)) + 1);
+         }
+      } else if (bson_iter_key (&it)[0] != '$') {
+         xdbtx_argerror (L, fname,
+                         "update must be a document of $-operators, got key '%s' (to replace "
+                         "the whole document use replace_one or find_one_and_replace)",
+                         bson_iter_key (&it));
+      }
+   }
+   return upd;
+}
+
+/* Encode a replacement into sc->doc[slot]: a document without $-operators
+ * at its top level (those belong to an update). */
+static bson_t *
+encode_replacement (lua_State *L, int idx, lscratch_t *sc, int slot, const char *fname)
+{
+   bson_t *doc = xdbtx_scratch_doc (sc, slot);
+   bson_iter_t it;
+
+   xdbtx_encode_or_raise (L, idx, doc, fname, "replacement");
+   bson_iter_init (&it, doc);
+   while (bson_iter_next (&it)) {
+      if (bson_iter_key (&it)[0] == '$') {
+         xdbtx_argerror (L, fname,
+                         "replacement must not contain $-operators, got key '%s' (to update "
+                         "fields use update_one or find_one_and_update)",
+                         bson_iter_key (&it));
+      }
+   }
+   return doc;
+}
+
+/* The number of documents in the list at idx (keys exactly 1..n), or raise:
+ * a table with holes or other keys would lose documents silently. */
+static size_t
+check_list (lua_State *L, int idx, const char *fname)
+{
+   size_t n, count = 0;
+   lua_Number k;
+
+   if (lua_type (L, idx) != LUA_TTABLE) {
+      xdbtx_argerror (L, fname, "documents must be a list of tables, got %s",
+                      luaL_typename (L, idx));
+   }
+   n = lua_rawlen (L, idx);
+   lua_pushnil (L);
+   while (lua_next (L, idx)) {
+      lua_pop (L, 1);
+      k = lua_type (L, -1) == LUA_TNUMBER ? lua_tonumber (L, -1) : 0;
+      if (lua_type (L, -1) != LUA_TNUMBER || k != (lua_Number) (size_t) k || k < 1 ||
+          (size_t) k > n) {
+         if (lua_type (L, -1) == LUA_TSTRING) {
+            xdbtx_argerror (L, fname, "documents must be a list (keys 1..n), got key '%s'",
+                            lua_tostring (L, -1));
+         }
+         xdbtx_argerror (L, fname, "documents must be a list (keys 1..n), got a %s key%s",
+                         luaL_typename (L, -1), lua_type (L, -1) == LUA_TNUMBER ? " out of 1..#docs" : "");
+      }
+      count++;
+   }
+   if (count != n) {
+      xdbtx_argerror (L, fname, "documents must be a list without holes (%d keys, length %d)",
+                      (int) count, (int) n);
+   }
+   return n;
+}
+
+/* The session argument of an operation; without one, the call borrows a
+ * pooled client, so reclaim unclosed ones first when the pool is out. */
+static xdbtx_session_t *
+op_session (lua_State *L, lcollection_t *c, const char *fname)
+{
+   xdbtx_session_t *s = xdbtx_check_session (L, 2, fname);
+
+   if (!s) {
+      xdbtx_reclaim (L, xdbtx_coll_pool (c->coll));
+   }
+   return s;
 }
 
 /* coll:insert_one(s, doc, opts) -> { inserted_id = v } */
@@ -130,7 +234,7 @@ static int
 coll_insert_one (lua_State *L)
 {
    lcollection_t *c = check_coll (L);
-   xdbtx_session_t *s = xdbtx_check_session (L, 2, "insert_one");
+   xdbtx_session_t *s = op_session (L, c, "insert_one");
    lscratch_t *sc = xdbtx_scratch_new (L);
    bson_t *opts = xdbtx_scratch_doc (sc, 1), *doc, reply;
    xdbtx_error_t err;
@@ -156,17 +260,14 @@ static int
 coll_insert_many (lua_State *L)
 {
    lcollection_t *c = check_coll (L);
-   xdbtx_session_t *s = xdbtx_check_session (L, 2, "insert_many");
+   xdbtx_session_t *s = op_session (L, c, "insert_many");
    lscratch_t *sc;
    bson_t *opts, reply;
    xdbtx_error_t err;
    bson_iter_t it;
    size_t i, n;
 
-   if (lua_type (L, 3) != LUA_TTABLE) {
-      return xdbtx_argerror (L, 3, "insert_many", "table of documents expected");
-   }
-   n = lua_rawlen (L, 3);
+   n = check_list (L, 3, "insert_many");
    sc = xdbtx_scratch_new (L);
    opts = xdbtx_scratch_doc (sc, 1);
    xdbtx_parse_opts (L, 4, XDBTX_M_INSERT_MANY, "insert_many", opts, sc);
@@ -179,8 +280,8 @@ coll_insert_many (lua_State *L)
       snprintf (what, sizeof what, "documents[%d]", (int) (i + 1));
       sc->doc[0] = NULL;
       if (lua_type (L, -1) != LUA_TTABLE && lua_type (L, -1) != LUA_TUSERDATA) {
-         return xdbtx_lua_raisef (L, "encode", "insert_many: %s: table expected, got %s", what,
-                                  luaL_typename (L, -1));
+         return xdbtx_argerror (L, "insert_many", "%s must be a table, got %s", what,
+                                luaL_typename (L, -1));
       }
       encode_with_id (L, lua_gettop (L), sc, 0, "insert_many");
       sc->many[sc->nmany++] = sc->doc[0];
@@ -220,20 +321,16 @@ static int
 update (lua_State *L, xdbtx_update_kind_t kind, unsigned method, const char *fname)
 {
    lcollection_t *c = check_coll (L);
-   xdbtx_session_t *s = xdbtx_check_session (L, 2, fname);
+   xdbtx_session_t *s = op_session (L, c, fname);
    lscratch_t *sc = xdbtx_scratch_new (L);
-   bson_t *filter = xdbtx_scratch_doc (sc, 0), *upd = xdbtx_scratch_doc (sc, 1);
+   bson_t *filter = xdbtx_scratch_doc (sc, 0), *upd;
    bson_t *opts = xdbtx_scratch_doc (sc, 2), reply;
    xdbtx_error_t err;
    bson_iter_t it;
 
    xdbtx_encode_or_raise (L, 3, filter, fname, "filter");
-   if (kind == XDBTX_REPLACE_ONE) {
-      xdbtx_encode_or_raise (L, 4, upd, fname, "replacement");
-   } else {
-      encode_update (L, 4, sc, 1, fname);
-      upd = sc->doc[1];
-   }
+   upd = kind == XDBTX_REPLACE_ONE ? encode_replacement (L, 4, sc, 1, fname)
+                                   : encode_update (L, 4, sc, 1, fname);
    xdbtx_parse_opts (L, 5, method, fname, opts, sc);
    xdbtx_error_init (&err);
    if (!xdbtx_coll_update (c->coll, s, kind, filter, upd, opts, &reply, &err)) {
@@ -244,7 +341,11 @@ update (lua_State *L, xdbtx_update_kind_t kind, unsigned method, const char *fna
    push_count (L, &reply, "matchedCount", "matched_count");
    push_count (L, &reply, "modifiedCount", "modified_count");
    if (bson_iter_init_find (&it, &reply, "upsertedId")) {
-      push_value_or_raise (L, bson_iter_value (&it));
+      xdbtx_error_init (&err);
+      if (!xdbtx_codec_push_value (L, bson_iter_value (&it), &err)) {
+         bson_destroy (&reply);
+         return xdbtx_lua_raise (L, &err);
+      }
       lua_setfield (L, -2, "upserted_id");
    }
    bson_destroy (&reply);
@@ -277,7 +378,7 @@ static int
 delete (lua_State *L, bool many, const char *fname)
 {
    lcollection_t *c = check_coll (L);
-   xdbtx_session_t *s = xdbtx_check_session (L, 2, fname);
+   xdbtx_session_t *s = op_session (L, c, fname);
    lscratch_t *sc = xdbtx_scratch_new (L);
    bson_t *filter = xdbtx_scratch_doc (sc, 0), *opts = xdbtx_scratch_doc (sc, 1), reply;
    xdbtx_error_t err;
@@ -371,7 +472,7 @@ static int
 find_and_modify (lua_State *L, unsigned method, const char *fname)
 {
    lcollection_t *c = check_coll (L);
-   xdbtx_session_t *s = xdbtx_check_session (L, 2, fname);
+   xdbtx_session_t *s = op_session (L, c, fname);
    lscratch_t *sc = xdbtx_scratch_new (L);
    bson_t *filter = xdbtx_scratch_doc (sc, 0), *upd = NULL, *opts = xdbtx_scratch_doc (sc, 2);
    bson_t reply, value;
@@ -383,12 +484,8 @@ find_and_modify (lua_State *L, unsigned method, const char *fname)
 
    xdbtx_encode_or_raise (L, 3, filter, fname, "filter");
    if (method != XDBTX_M_FAM_DELETE) {
-      if (method == XDBTX_M_FAM_REPLACE) {
-         xdbtx_encode_or_raise (L, 4, xdbtx_scratch_doc (sc, 1), fname, "replacement");
-      } else {
-         encode_update (L, 4, sc, 1, fname);
-      }
-      upd = sc->doc[1];
+      upd = method == XDBTX_M_FAM_REPLACE ? encode_replacement (L, 4, sc, 1, fname)
+                                          : encode_update (L, 4, sc, 1, fname);
       opts_idx = 5;
    }
    xdbtx_parse_opts (L, opts_idx, method, fname, opts, sc);
@@ -401,7 +498,11 @@ find_and_modify (lua_State *L, unsigned method, const char *fname)
    if (bson_iter_init_find (&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
       bson_iter_document (&it, &len, &data);
       bson_init_static (&value, data, len);
-      xdbtx_push_doc (L, &value);
+      xdbtx_error_init (&err);
+      if (!xdbtx_codec_push (L, &value, &err)) {
+         bson_destroy (&reply);
+         return xdbtx_lua_raise (L, &err);
+      }
    } else {
       lua_pushnil (L);
    }
@@ -435,7 +536,7 @@ static int
 coll_count_documents (lua_State *L)
 {
    lcollection_t *c = check_coll (L);
-   xdbtx_session_t *s = xdbtx_check_session (L, 2, "count_documents");
+   xdbtx_session_t *s = op_session (L, c, "count_documents");
    lscratch_t *sc = xdbtx_scratch_new (L);
    bson_t *filter = xdbtx_scratch_doc (sc, 0), *opts = xdbtx_scratch_doc (sc, 1);
    xdbtx_error_t err;
@@ -464,8 +565,8 @@ check_cursor (lua_State *L)
    lcursor_t *b = luaL_testudata (L, 1, XDBTX_CURSOR_MT);
 
    if (!b) {
-      lua_pushfstring (L, "xdbtx.Cursor expected, got %s", luaL_typename (L, 1));
-      xdbtx_argerror (L, 1, "cursor method", lua_tostring (L, -1));
+      xdbtx_argerror (L, "cursor method", "expected an xdbtx.Cursor as self, got %s",
+                      luaL_typename (L, 1));
    }
    return b;
 }
@@ -487,7 +588,7 @@ static int
 open_cursor (lua_State *L, bool aggregate, const char *fname)
 {
    lcollection_t *c = check_coll (L);
-   xdbtx_session_t *s = xdbtx_check_session (L, 2, fname);
+   xdbtx_session_t *s = op_session (L, c, fname);
    lscratch_t *sc;
    lcursor_t *b;
    bson_t *query, *opts;
@@ -504,7 +605,8 @@ open_cursor (lua_State *L, bool aggregate, const char *fname)
    if (aggregate) {
       xdbtx_error_init (&err);
       if (lua_type (L, 3) != LUA_TTABLE) {
-         return xdbtx_argerror (L, 3, fname, "pipeline table expected");
+         return xdbtx_argerror (L, fname, "pipeline must be a list of stages, got %s",
+                                luaL_typename (L, 3));
       }
       if (!xdbtx_codec_append (L, 3, query, "pipeline", 8, &err)) {
          xdbtx_error_prefix (&err, "%s: pipeline", fname);

@@ -14,7 +14,6 @@ static const char *
 domain_name (uint32_t domain)
 {
    switch (domain) {
-   case XDBTX_DOMAIN_SERVER:
    case MONGOC_ERROR_SERVER:
       return "server";
    case MONGOC_ERROR_WRITE_CONCERN:
@@ -101,6 +100,19 @@ xdbtx_lua_raise (lua_State *L, xdbtx_error_t *err)
    return lua_error (L);
 }
 
+/* The domain of an error the binding makes itself, from its phase. */
+static uint32_t
+domain_of_phase (const char *phase)
+{
+   if (strcmp (phase, "encode") == 0 || strcmp (phase, "decode") == 0) {
+      return XDBTX_DOMAIN_CODEC;
+   }
+   if (strcmp (phase, "state") == 0 || strcmp (phase, "routing") == 0) {
+      return XDBTX_DOMAIN_STATE;
+   }
+   return XDBTX_DOMAIN_ARG;
+}
+
 int
 xdbtx_lua_raisef (lua_State *L, const char *phase, const char *fmt, ...)
 {
@@ -108,8 +120,9 @@ xdbtx_lua_raisef (lua_State *L, const char *phase, const char *fmt, ...)
    va_list ap;
 
    xdbtx_error_init (&err);
-   err.domain = XDBTX_DOMAIN_ARG;
-   bson_strncpy (err.phase, phase ? phase : "", sizeof err.phase);
+   phase = phase ? phase : "argument";
+   err.domain = domain_of_phase (phase);
+   bson_strncpy (err.phase, phase, sizeof err.phase);
    va_start (ap, fmt);
    vsnprintf (err.message, sizeof err.message, fmt, ap);
    va_end (ap);

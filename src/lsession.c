@@ -17,8 +17,8 @@ check_box (lua_State *L, int idx)
    lsession_t *b = luaL_testudata (L, idx, XDBTX_SESSION_MT);
 
    if (!b) {
-      lua_pushfstring (L, "xdbtx.Session expected, got %s", luaL_typename (L, idx));
-      xdbtx_argerror (L, idx, "session method", lua_tostring (L, -1));
+      xdbtx_argerror (L, "session method", "expected an xdbtx.Session as self, got %s",
+                      luaL_typename (L, idx));
    }
    return b;
 }
@@ -48,8 +48,8 @@ xdbtx_check_session (lua_State *L, int idx, const char *fname)
    }
    b = luaL_testudata (L, idx, XDBTX_SESSION_MT);
    if (!b) {
-      lua_pushfstring (L, "xdbtx.Session, nil or false expected, got %s", luaL_typename (L, idx));
-      xdbtx_argerror (L, idx, fname, lua_tostring (L, -1));
+      xdbtx_argerror (L, fname, "session must be an xdbtx.Session, nil or false, got %s",
+                      luaL_typename (L, idx));
    }
    xdbtx_error_init (&err);
    if (!xdbtx_session_usable (b->s, &err)) {
@@ -66,35 +66,12 @@ xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx)
    lscratch_t *sc;
    lsession_t *b;
    xdbtx_error_t err;
-   const char *key;
 
    client_idx = lua_absindex (L, client_idx);
    opts_idx = lua_absindex (L, opts_idx);
    sc = xdbtx_scratch_new (L);
-   sc->sopts = mongoc_session_opts_new ();
-   if (!lua_isnoneornil (L, opts_idx)) {
-      if (lua_type (L, opts_idx) != LUA_TTABLE) {
-         return xdbtx_argerror (L, opts_idx, "start_session", "options table expected");
-      }
-      lua_pushnil (L);
-      while (lua_next (L, opts_idx)) {
-         key = lua_type (L, -2) == LUA_TSTRING ? lua_tostring (L, -2) : "?";
-         if (strcmp (key, "causal_consistency") == 0 && lua_isboolean (L, -1)) {
-            mongoc_session_opts_set_causal_consistency (sc->sopts, lua_toboolean (L, -1));
-         } else if (strcmp (key, "snapshot") == 0 && lua_isboolean (L, -1)) {
-            mongoc_session_opts_set_snapshot (sc->sopts, lua_toboolean (L, -1));
-         } else if (strcmp (key, "default_transaction_options") == 0) {
-            mongoc_session_opts_set_default_transaction_opts (
-               sc->sopts, xdbtx_parse_txn_opts (L, -1, "start_session", sc));
-         } else if (strcmp (key, "causal_consistency") == 0 || strcmp (key, "snapshot") == 0) {
-            return xdbtx_lua_raisef (L, "argument", "start_session: option '%s' must be a boolean",
-                                     key);
-         } else {
-            return xdbtx_lua_raisef (L, "argument", "start_session: unknown option '%s'", key);
-         }
-         lua_pop (L, 1);
-      }
-   }
+   xdbtx_parse_session_opts (L, opts_idx, "start_session", sc);
+   xdbtx_reclaim (L, c->pool);
    /* The box exists, closed, before the session does. */
    b = lua_newuserdatauv (L, sizeof *b, 1);
    b->s = NULL;

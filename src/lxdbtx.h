@@ -24,7 +24,9 @@ void xdbtx_lua_push_error (lua_State *L, const xdbtx_error_t *err);
  * Never returns; written `return xdbtx_lua_raise (L, &err);` like luaL_error. */
 int xdbtx_lua_raise (lua_State *L, xdbtx_error_t *err);
 
-/* Raise an xdbtx.Error with a formatted message (domain XDBTX_DOMAIN_ARG). */
+/* Raise an xdbtx.Error with a formatted message; its domain follows the
+ * phase: "encode"/"decode" -> codec, "state"/"routing" -> state, anything
+ * else -> argument. */
 int xdbtx_lua_raisef (lua_State *L, const char *phase, const char *fmt, ...);
 
 /* Create the xdbtx.Error metatable (registry) and put it in the module table

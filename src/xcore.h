@@ -25,7 +25,11 @@ struct xdbtx_session_t {
 };
 
 struct xdbtx_cursor_t {
-   mongoc_cursor_t *mc;        /* NULL once closed */
+   mongoc_cursor_t *mc;        /* NULL once closed or drained */
+   bson_t **buf;               /* drained: the rest of the last batch, owned */
+   size_t nbuf, ibuf;
+   bson_t *held;               /* the document last returned from buf, owned */
+   bool drained;               /* the server had no more: buf holds the rest */
    xdbtx_pool_t *pool;
    mongoc_client_t *borrowed;  /* pushed back at close; NULL with a session */
    xdbtx_session_t *session;   /* NULL without one */

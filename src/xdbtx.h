@@ -19,7 +19,6 @@
 
 /* Error domains, besides libmongoc's own (MONGOC_ERROR_*), which are kept as
  * they are. XDBTX_DOMAIN_* start far above libmongoc's numbers. */
-#define XDBTX_DOMAIN_SERVER 1000 /* a server reply with ok:0 or a write error */
 #define XDBTX_DOMAIN_ARG 1001    /* bad input from the caller */
 #define XDBTX_DOMAIN_CODEC 1002  /* BSON <-> Lua conversion */
 #define XDBTX_DOMAIN_STATE 1003  /* misuse of a closed/ended object, nesting */
@@ -110,6 +109,10 @@ const char *xdbtx_pool_uri (const xdbtx_pool_t *pool);
  * back with xdbtx_pool_push on every path. */
 mongoc_client_t *xdbtx_pool_pop (xdbtx_pool_t *pool, xdbtx_error_t *err);
 void xdbtx_pool_push (xdbtx_pool_t *pool, mongoc_client_t *client);
+
+/* True when this process has every client of the pool out (popped by
+ * sessions, cursors or operations in flight): a pop would wait. */
+bool xdbtx_pool_exhausted (const xdbtx_pool_t *pool);
 
 /* "replicaset" | "standalone" | "sharded" | "unknown" by server selection
  * (no command is sent). Static string; NULL with err (phase "connect"). */

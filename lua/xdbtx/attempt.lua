@@ -14,6 +14,7 @@ supplies; this loop knows nothing of trees or clients.
 
 local U = require "xdbtx.util"
 local E = require "xdbtx.events"
+local S = require "xdbtx.session"
 
 local A = {}
 
@@ -47,33 +48,36 @@ end
 -- Options
 --------------------------------------------------------------------------
 
-local txn_keys = {
-  read_concern = true, write_concern = true, read_preference = true,
-  max_commit_time_ms = true, timeout = true,
-}
-A.txn_keys = txn_keys
-
 A.DEFAULT_TIMEOUT = 120
 
--- -> transaction options for the core (without timeout), timeout seconds.
--- `allowed` (optional) is the set of keys the caller takes; every value
--- the caller does not consume itself is for start_transaction.
-function A.options(opts, where, allowed)
-  U.check_keys(opts, allowed or txn_keys, where)
-  local timeout = A.DEFAULT_TIMEOUT
-  local topts = nil
+-- The options every transaction kind takes in Lua; the others are the
+-- core's transaction options (read_concern, write_concern,
+-- read_preference, max_commit_time_ms: one list, in src/lopts.c).
+local lua_keys = { timeout = true, sleep = true }
+
+-- -> transaction options for the core (or nil), timeout seconds, sleep
+-- function (or nil). `extra` is a set of further keys the caller takes
+-- itself (left out of both). Everything is checked before anything runs.
+function A.options(opts, where, extra)
+  U.check_opts(opts, where)
+  local timeout, sleep, topts = A.DEFAULT_TIMEOUT, nil, nil
   if opts then
-    if opts.timeout ~= nil then
-      timeout = U.check_number(opts.timeout, where, "timeout", 0)
-    end
     for k, v in pairs(opts) do
-      if txn_keys[k] and k ~= "timeout" then
+      if not lua_keys[k] and not (extra and extra[k]) then
         topts = topts or {}
         topts[k] = v
       end
     end
+    if opts.timeout ~= nil then
+      timeout = U.check_number(opts.timeout, where, "timeout", 0)
+    end
+    sleep = opts.sleep
+    if sleep ~= nil and type(sleep) ~= "function" then
+      U.argerror(where .. ": option 'sleep' must be a function of seconds, got " .. type(sleep))
+    end
+    if topts then U.core.check_options("transaction", topts, where) end
   end
-  return topts, timeout
+  return topts, timeout, sleep
 end
 
 --------------------------------------------------------------------------
@@ -103,9 +107,9 @@ function A.timeout_error(err, timeout, attempts)
 end
 
 -- The pause before rerunning a body: random, below 5 ms x 1.5^(attempt-1),
--- at most 500 ms, never past the timeout. opts.sleep (a function of
--- seconds) when given, ngx.sleep under OpenResty (it yields), else the
--- core's blocking sleep.
+-- at most 500 ms, never past the timeout. It sleeps with the run's `sleep`
+-- option (a function of seconds, e.g. a scheduler's), else ngx.sleep under
+-- OpenResty (it yields), else the core's sleep, which blocks the thread.
 local BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_GROWTH = 0.005, 0.5, 1.5
 function A.backoff(run)
   local pause = math.random() * math.min(BACKOFF_INITIAL * BACKOFF_GROWTH ^ (run.attempt - 1), BACKOFF_MAX)
@@ -137,14 +141,14 @@ local function abort_all(run)
   local ss = run.sessions
   for i = 1, #ss do
     local s = ss[i]
-    if s._core:in_transaction() then pcall(s.abort, s) end
+    if s._core:in_transaction() then pcall(S.abort, s) end
   end
 end
 A.abort_all = abort_all
 
 local function start_all(run)
   local ss = run.sessions
-  for i = 1, #ss do ss[i]:start_transaction(run.topts) end
+  for i = 1, #ss do S.start(ss[i], run.topts) end
 end
 
 --------------------------------------------------------------------------
@@ -168,7 +172,7 @@ function A.loop(run)
   while true do
     run.attempt = run.attempt + 1
     run.in_commit = false
-    ctx.on_commit, ctx.on_rollback = nil, nil
+    ctx.on_commit, ctx.on_rollback, ctx.body_committed = nil, nil, nil
     local ok, err = pcall(start_all, run)
     if not ok then
       abort_all(run)
@@ -182,7 +186,9 @@ function A.loop(run)
       err = res[2]
       abort_all(run)
       if getmetatable(err) == Rollback then return run:finish("rollback", err.reason) end
-      if run.retry == false or not has_label(err, TRANSIENT) then return run:finish("error", err) end
+      if run.retry == false or ctx.body_committed or not has_label(err, TRANSIENT) then
+        return run:finish("error", err)
+      end
       again = err
     else
       local done, cerr, rerun = run:commit(res)
@@ -211,7 +217,7 @@ function A.commit_one(run)
   run.commit_started = now()
   while true do
     run.commits = (run.commits or 0) + 1
-    local ok, cerr = pcall(s.commit, s)
+    local ok, cerr = pcall(S.commit, s)
     if ok then return true end
     local elapsed = now() - run.started
     if has_label(cerr, UNKNOWN_COMMIT) and not A.max_time_expired(cerr) then

@@ -15,7 +15,7 @@ local C = require "xdbtx.context"
 local S = require "xdbtx.session"
 local Col = require "xdbtx.collection"
 
-local core, argerror, check_opts = U.core, U.argerror, U.check_opts
+local core, argerror, check_opts, bad_self = U.core, U.argerror, U.check_opts, U.bad_self
 local monitored, split, route = Mon.monitored, C.split, C.route
 
 local Client = {}
@@ -25,12 +25,30 @@ Client.__name = "xdbtx.Client"
 local Cl = { Client = Client }
 
 -- xdbtx.client(uri, opts) -> Client. Options go to the core (app_name,
--- max_pool_size, server_selection_timeout_ms; unknown keys raise).
+-- max_pool_size, server_selection_timeout_ms; unknown keys raise), except
+-- `sleep`: the function of seconds that this client's transactions pause
+-- with before a rerun (when they do not give their own).
 function Cl.client(uri, opts)
-  if type(uri) ~= "string" then argerror("xdbtx.client: uri must be a string") end
+  if type(uri) ~= "string" then argerror("xdbtx.client: uri must be a string, got " .. type(uri)) end
   check_opts(opts, "xdbtx.client")
+  local sleep
+  if opts and opts.sleep ~= nil then
+    sleep = opts.sleep
+    if type(sleep) ~= "function" then
+      argerror("xdbtx.client: option 'sleep' must be a function of seconds, got " .. type(sleep))
+    end
+    local o = {}
+    for k, v in pairs(opts) do
+      if k ~= "sleep" then o[k] = v end
+    end
+    opts = o
+  end
   local c = core.client(uri, opts)
-  return setmetatable({ _core = c, _id = c:id(), _colls = {} }, Client)
+  return setmetatable({ _core = c, _id = c:id(), _colls = {}, _sleep = sleep }, Client)
+end
+
+local function self_check(self, where)
+  if getmetatable(self) ~= Client then bad_self(where, "a Client", self) end
 end
 
 -- The Client at v (a safe proxy is unwrapped), or nil.
@@ -43,9 +61,18 @@ end
 -- Two Client objects of the same pool (same URI and options) are equal.
 function Client.__eq(a, b) return a._id == b._id end
 
-function Client:id() return self._id end
-function Client:uri() return self._core:uri() end
-function Client:topology() return self._core:topology() end
+function Client:id()
+  self_check(self, "client:id")
+  return self._id
+end
+function Client:uri()
+  self_check(self, "client:uri")
+  return self._core:uri()
+end
+function Client:topology()
+  self_check(self, "client:topology")
+  return self._core:topology()
+end
 
 function Client:__tostring()
   return "xdbtx.Client (" .. self._id .. ")"
@@ -53,6 +80,7 @@ end
 
 -- client:collection(db, name) or client:collection("db.name").
 function Client:collection(db, name)
+  self_check(self, "client:collection")
   if type(db) ~= "string" then argerror("client:collection: database name must be a string") end
   if name == nil then
     local d, n = db:match("^([^.]+)%.(.+)$")
@@ -72,6 +100,7 @@ end
 
 -- client:command(db, cmd, opts) -> reply (routed like any operation).
 function Client:command(db, cmd, opts)
+  self_check(self, "client:command")
   local o, sarg = split(opts, "client:command")
   local cs = route(self, sarg, "client:command")
   local c = self._core
@@ -80,6 +109,7 @@ end
 
 -- client:start_session(opts) -> Session (low level: you start, commit, abort).
 function Client:start_session(opts)
+  self_check(self, "client:start_session")
   check_opts(opts, "client:start_session")
   local c = self._core
   return S.new(self, monitored(self, c.start_session, c, opts))
@@ -90,6 +120,7 @@ end
 -- Listeners belong to the pool: every Client object of the same URI (and
 -- options) feeds them.
 function Client:on_command(fn)
+  self_check(self, "client:on_command")
   return Mon.on_command(self, fn)
 end
 

@@ -12,7 +12,7 @@ local U = require "xdbtx.util"
 local Mon = require "xdbtx.monitor"
 local C = require "xdbtx.context"
 
-local argerror, unpack = U.argerror, U.unpack
+local argerror, unpack, bad_self = U.argerror, U.unpack, U.bad_self
 local monitored, split, route = Mon.monitored, C.split, C.route
 
 local Col = {}
@@ -32,6 +32,7 @@ end
 
 -- cursor() / cursor:next() -> doc | nil; closes the cursor when exhausted.
 function Cursor:next()
+  if getmetatable(self) ~= Cursor then bad_self("cursor:next", "a Cursor", self) end
   local c = self._core
   if not c then return nil end
   local doc = monitored(self._client, c.next, c)
@@ -44,6 +45,7 @@ function Cursor:__call()
 end
 
 function Cursor:all()
+  if getmetatable(self) ~= Cursor then bad_self("cursor:all", "a Cursor", self) end
   local out = setmetatable({}, U.core.array_mt)
   local ok, err = pcall(function()
     local c = self._core
@@ -59,6 +61,7 @@ function Cursor:all()
 end
 
 function Cursor:close()
+  if getmetatable(self) ~= Cursor then bad_self("cursor:close", "a Cursor", self) end
   local c = self._core
   if c then
     self._core = nil
@@ -88,6 +91,7 @@ local hook_ops = {
 }
 
 local function add_hook(self, when, op, fn)
+  if getmetatable(self) ~= Collection then bad_self("collection:" .. when, "a Collection", self) end
   if not hook_ops[op] then
     argerror("collection:" .. when .. ": unknown operation '" .. tostring(op) ..
       "' (insert, update, replace, delete, find_one_and_update, find_one_and_replace, find_one_and_delete)")
@@ -128,9 +132,16 @@ local function has_hooks(self, op)
   return (b ~= nil and b[1] ~= nil) or (a ~= nil and a[1] ~= nil)
 end
 
-function Collection:name() return self._core:name() end
-function Collection:database() return self._core:database() end
-function Collection:client() return self._client end
+local function accessor(name, f)
+  local where = "collection:" .. name
+  return function(self)
+    if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
+    return f(self)
+  end
+end
+Collection.name = accessor("name", function(self) return self._core:name() end)
+Collection.database = accessor("database", function(self) return self._core:database() end)
+Collection.client = accessor("client", function(self) return self._client end)
 
 function Collection:__tostring()
   return "xdbtx.Collection (" .. self._core:database() .. "." .. self._core:name() .. ")"
@@ -140,6 +151,7 @@ end
 local function op1(method, hook)
   local where = "collection:" .. method
   return function(self, a, opts)
+    if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
     local o, sarg = split(opts, where)
     local client = self._client
     local cs, ws = route(client, sarg, where)
@@ -158,6 +170,7 @@ end
 local function op2(method, hook)
   local where = "collection:" .. method
   return function(self, a, b, opts)
+    if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
     local o, sarg = split(opts, where)
     local client = self._client
     local cs, ws = route(client, sarg, where)
@@ -175,6 +188,7 @@ end
 local function cursor_op(method)
   local where = "collection:" .. method
   return function(self, a, opts)
+    if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
     local o, sarg = split(opts, where)
     local client = self._client
     local cs = route(client, sarg, where)
@@ -201,6 +215,7 @@ Collection.aggregate = cursor_op("aggregate")
 
 function Collection:insert_many(docs, opts)
   local where = "collection:insert_many"
+  if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
   local o, sarg = split(opts, where)
   local client = self._client
   local cs, ws = route(client, sarg, where)
@@ -208,7 +223,7 @@ function Collection:insert_many(docs, opts)
   if not has_hooks(self, "insert") then
     return monitored(client, c.insert_many, c, cs, docs, o)
   end
-  if type(docs) ~= "table" then argerror(where .. ": docs must be a table") end
+  if type(docs) ~= "table" then argerror(where .. ": documents must be a list of tables, got " .. type(docs)) end
   for i = 1, #docs do run_hooks(self, "before", "insert", docs[i], ws) end
   local r = monitored(client, c.insert_many, c, cs, docs, o)
   local ids = r.inserted_ids or {}

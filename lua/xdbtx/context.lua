@@ -18,7 +18,7 @@ local S = require "xdbtx.session"
 local C = {}
 
 local running, raise, argerror, pack, unpack = U.running, U.raise, U.argerror, U.pack, U.unpack
-local Session, check_session = S.Session, S.check
+local Session, check_session, check_txn = S.Session, S.check, S.check_txn
 local contexts = setmetatable({}, { __mode = "k" })
 
 function C.current()
@@ -100,6 +100,7 @@ function C.route(client, s, where)
       raise("routing", "state", where .. ": the session belongs to another client (" .. s._cid .. ")")
     end
     check_session(s)
+    check_txn(s, false)
     return s._core, s
   end
   local ctx = contexts[running()]
@@ -111,6 +112,7 @@ function C.route(client, s, where)
       " (pass session = false to run it outside on purpose)")
   end
   if ws == false then return false, nil end
+  if ws._txn_ended then check_txn(ws, true) end
   return ws._core, ws
 end
 

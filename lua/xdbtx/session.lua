@@ -3,16 +3,23 @@ xdbtx.session - the Session object: a Lua wrapper over a core session.
 
 Low level: s:start_transaction(opts), s:commit(), s:abort(),
 s:in_transaction(), s:state(), s:id(), s:client(), s:close() (also
-__close; the core's __gc aborts an open transaction too). A session that a
-running transaction holds (field _ctx: its context) also takes on_commit /
-on_rollback callbacks. A session its owner ended (_ended) refuses every use.
-session:with_transaction is added by xdbtx.transaction.
+__close; the core's __gc aborts an open transaction too).
+
+A session that a running transaction holds (field _ctx: its context) also
+takes on_commit / on_rollback callbacks, and guards its transaction: a body
+of client:transaction or with_transaction may commit or abort it itself
+(MongoDB's convenient API allows it), after which the session is marked
+_txn_ended and operations routed to it raise instead of running outside
+the transaction (see S.check_txn); a sandbox or a tree never lets its body
+commit (or start another transaction). A session its owner closed (_ended) refuses
+every use. The transaction loops use S.start/S.commit/S.abort, which skip
+those guards. session:with_transaction is added by xdbtx.transaction.
 ]]
 
 local U = require "xdbtx.util"
 local Mon = require "xdbtx.monitor"
 
-local raise, argerror, monitored = U.raise, U.argerror, Mon.monitored
+local raise, argerror, bad_self, monitored = U.raise, U.argerror, U.bad_self, Mon.monitored
 
 local Session = {}
 Session.__index = Session
@@ -22,70 +29,123 @@ local S = { Session = Session }
 
 function S.new(client, csession)
   return setmetatable({
-    _core = csession, _client = client, _cid = client._id, _ended = false,
+    _core = csession, _client = client, _cid = client._id, _ended = false, _txn_ended = false,
   }, Session)
 end
 
--- Raise when the session's transaction has ended under its owner.
+-- Raise when the session's owner closed it (a transaction's session after
+-- the transaction).
 function S.check(s)
   if s._ended then
     raise("state", "state", "session: its transaction has ended; the operation would run outside it")
   end
 end
 
+-- Raise for an operation routed to a session whose running transaction
+-- its body ended (ambient: always; named with `session = s`: when xdbtx
+-- owns the session, i.e. not for with_transaction on a session of yours).
+function S.check_txn(s, ambient)
+  if s._txn_ended and s._ctx and (ambient or s._owned) then
+    raise("state", "state", "session: the running transaction was ended by session:commit() or" ..
+      " session:abort() inside it; the operation would run outside it")
+  end
+end
+
 local check = S.check
 
-local txn_keys = { read_concern = true, write_concern = true, read_preference = true,
-                   max_commit_time_ms = true }
-S.txn_keys = txn_keys
+local function self_check(self, where)
+  if getmetatable(self) ~= Session then bad_self(where, "a Session", self) end
+end
+
+-- The loops' own steps (no guards).
+function S.start(s, opts)
+  s._txn_ended = false
+  local c = s._core
+  return monitored(s._client, c.start_transaction, c, opts)
+end
+
+function S.commit(s)
+  local c = s._core
+  return monitored(s._client, c.commit, c)
+end
+
+function S.abort(s)
+  local c = s._core
+  return monitored(s._client, c.abort, c)
+end
+
+-- A sandbox or a tree ends its sessions' transactions itself.
+local function guard(self, what)
+  local ctx = self._ctx
+  if ctx and ctx.kind ~= "transaction" then
+    raise("state", "state", "session:" .. what .. ": " .. (ctx.kind == "sandbox"
+      and "a sandbox never commits; it aborts when its function returns"
+      or "the transaction tree commits its sessions itself, after every action succeeded"))
+  end
+end
 
 function Session:start_transaction(opts)
+  self_check(self, "session:start_transaction")
   check(self)
-  U.check_keys(opts, txn_keys, "session:start_transaction")
-  local c = self._core
-  return monitored(self._client, c.start_transaction, c, opts)
+  guard(self, "start_transaction")
+  return S.start(self, opts)
 end
 
 function Session:commit()
+  self_check(self, "session:commit")
   check(self)
-  local c = self._core
-  return monitored(self._client, c.commit, c)
+  guard(self, "commit")
+  local r = S.commit(self)
+  local ctx = self._ctx
+  if ctx then
+    self._txn_ended = true
+    ctx.body_committed = true
+  end
+  return r
 end
 
 function Session:abort()
+  self_check(self, "session:abort")
   check(self)
-  local c = self._core
-  return monitored(self._client, c.abort, c)
+  local r = S.abort(self)
+  if self._ctx then self._txn_ended = true end
+  return r
 end
 
 function Session:in_transaction()
+  self_check(self, "session:in_transaction")
   if self._ended then return false end
   return self._core:in_transaction()
 end
 
 function Session:state()
+  self_check(self, "session:state")
   return self._core:state()
 end
 
 function Session:id()
+  self_check(self, "session:id")
   return self._core:id()
 end
 
 function Session:client()
+  self_check(self, "session:client")
   return self._client
 end
 
 function Session:close()
+  self_check(self, "session:close")
   local c = self._core
   return monitored(self._client, c.close, c)
 end
 Session.__close = Session.close
 
 local function register_callback(self, list, fn, what)
+  self_check(self, "session:" .. what)
   if type(fn) ~= "function" then argerror("session:" .. what .. ": callback must be a function") end
   local ctx = self._ctx
   if not ctx or self._ended then
-    raise("state", "state", "session:" .. what .. ": only inside client:transaction or xdbtx.sandbox")
+    raise("state", "state", "session:" .. what .. ": only inside a transaction or a sandbox")
   end
   local l = ctx[list]
   if l == nil then

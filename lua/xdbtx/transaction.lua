@@ -93,10 +93,13 @@ local function finish_txn(run, how, v)
     if how == "rollback" then return nil, reason end
     return unpack(v, 2, v.n)
   end
-  -- how == "error": a failed commit (not labelled transient) may have been applied
+  -- how == "error": a failed commit (not labelled transient) may have been
+  -- applied; a body that committed its transaction itself and then raised
+  -- did apply it.
   local err = v
   local outcome = "aborted"
   if run.in_commit and not has_label(err, TRANSIENT) then outcome = "unknown" end
+  if ctx.body_committed then outcome = "committed" end
   if core.is_error(err) and err.outcome == nil then err.outcome = outcome end
   local cbs = ctx.on_rollback
   leave(run)
@@ -107,10 +110,12 @@ local function finish_txn(run, how, v)
   error(err, 0)
 end
 
-local function new_run(kind, client, session, owned, fn, topts, timeout)
+local function new_run(kind, client, session, owned, fn, topts, timeout, sleep)
   local ctx = { kind = kind, sessions = { [client._id] = session } }
+  session._owned = owned
   local run = {
     ctx = ctx, sessions = { session }, owned = owned, topts = topts, timeout = timeout,
+    sleep = sleep or client._sleep,
     base = { client = client._id }, finish = finish_txn, commit = A.commit_one,
     body = function() return fn(session) end,
   }
@@ -129,21 +134,25 @@ end
 
 -- client:transaction(fn, opts) -> fn's results | nil, reason (xdbtx.rollback)
 function Client:transaction(fn, opts)
-  if type(fn) ~= "function" then argerror("client:transaction: expected a function") end
-  local topts, timeout = A.options(opts, "client:transaction")
+  if getmetatable(self) ~= Client then U.bad_self("client:transaction", "a Client", self) end
+  if type(fn) ~= "function" then argerror("client:transaction: expected a function, got " .. type(fn)) end
+  local topts, timeout, sleep = A.options(opts, "client:transaction")
   local ctx0 = C.current()
   if ctx0 then return join(ctx0, self, fn) end
   check_topology(self, "client:transaction")
   local c = self._core
   local session = S.new(self, Mon.monitored(self, c.start_session, c))
-  return A.loop(new_run("transaction", self, session, true, fn, topts, timeout))
+  return A.loop(new_run("transaction", self, session, true, fn, topts, timeout, sleep))
 end
 
 -- session:with_transaction(fn, opts): the same loop on a session of your
 -- own (MongoDB's session.withTransaction); the session stays open after.
 function Session:with_transaction(fn, opts)
-  if type(fn) ~= "function" then argerror("session:with_transaction: expected a function") end
-  local topts, timeout = A.options(opts, "session:with_transaction")
+  if getmetatable(self) ~= Session then U.bad_self("session:with_transaction", "a Session", self) end
+  if type(fn) ~= "function" then
+    argerror("session:with_transaction: expected a function, got " .. type(fn))
+  end
+  local topts, timeout, sleep = A.options(opts, "session:with_transaction")
   S.check(self)
   local ctx0 = C.current()
   if ctx0 then
@@ -151,7 +160,7 @@ function Session:with_transaction(fn, opts)
     raise("state", "state", "session:with_transaction: another transaction is running in this coroutine")
   end
   check_topology(self._client, "session:with_transaction")
-  return A.loop(new_run("transaction", self._client, self, false, fn, topts, timeout))
+  return A.loop(new_run("transaction", self._client, self, false, fn, topts, timeout, sleep))
 end
 
 -- xdbtx.rollback(reason): abort the running transaction quietly; it returns

@@ -53,6 +53,12 @@ function U.show(v)
   return tostring(v)
 end
 
+-- Raise for a method called with '.' instead of ':' (self is not a `kind`).
+function U.bad_self(where, kind, self)
+  U.argerror(("%s: expected %s as self, got %s (did you call it with '.' instead of ':'?)"):format(
+    where, kind, type(self)))
+end
+
 function U.check_opts(opts, where)
   if opts ~= nil and type(opts) ~= "table" then
     U.argerror(where .. ": options must be a table, got " .. type(opts))
