@@ -204,14 +204,18 @@ check_list (lua_State *L, int idx, const char *fname)
             xdbtx_argerror (L, fname, "documents must be a list (keys 1..n), got key '%s'",
                             lua_tostring (L, -1));
          }
-         xdbtx_argerror (L, fname, "documents must be a list (keys 1..n), got a %s key%s",
-                         luaL_typename (L, -1), lua_type (L, -1) == LUA_TNUMBER ? " out of 1..#docs" : "");
+         if (lua_type (L, -1) == LUA_TNUMBER) {
+            xdbtx_argerror (L, fname, "documents must be a list without holes (keys 1..n), "
+                            "got key %s", lua_tostring (L, -1));
+         }
+         xdbtx_argerror (L, fname, "documents must be a list (keys 1..n), got a %s key",
+                         luaL_typename (L, -1));
       }
       count++;
    }
    if (count != n) {
-      xdbtx_argerror (L, fname, "documents must be a list without holes (%d keys, length %d)",
-                      (int) count, (int) n);
+      xdbtx_argerror (L, fname, "documents must be a list without holes (keys 1..n), "
+                      "got %d keys for a length of %d", (int) count, (int) n);
    }
    return n;
 }

@@ -1,0 +1,323 @@
+-- Data safety: misuse that used to lose data, let writes escape a
+-- transaction or slip past the error model. Each case names what it guards;
+-- each was checked to fail with the fix taken out. Against the test server
+-- (or XDBTX_TEST_URI).
+local env = require "spec.support.env"
+
+local catch = env.catch
+
+describe("data safety", function()
+  local why = env.server_reason()
+  if why then pending(why) return end
+
+  local x, client, coll
+  local DB = "xdbtx_data_safety"
+
+  before_each(function()
+    x = require "xdbtx"
+    client = x.client(env.uri(), { app_name = "data_safety" })
+    coll = env.clean_collection(client, DB .. ".docs")
+    coll:insert_one { _id = 1, a = 1, b = 2 }
+  end)
+
+  -- The commands client sent to the server while f ran (command monitoring).
+  local function sent(f)
+    env.command_log(client, true)
+    local ok, err = pcall(f)
+    local names = env.command_names(env.command_log(client, true), DB)
+    return names, ok, err
+  end
+
+  -- An argument error naming `fragment`, with nothing sent and the
+  -- document untouched.
+  local function refused(fragment, f)
+    local names, ok, err = sent(f)
+    assert.is_false(ok, "expected an error mentioning " .. fragment)
+    assert.is_true(x.is_error(err), tostring(err))
+    assert.are.equal("argument", err.phase)
+    assert.matches(fragment, err.message, 1, true)
+    assert.are.same({}, names)
+    assert.are.same({ _id = 1, a = 1, b = 2 }, coll:find_one { _id = 1 })
+  end
+
+  describe("updates must be updates and replacements must be replacements", function()
+    local set = { ["$set"] = { a = 9 } }
+    local cases = {
+      { "update_one with {} (would erase the document)", "update must not be empty",
+        function() coll:update_one({ _id = 1 }, {}) end },
+      { "update_many with {}", "update must not be empty",
+        function() coll:update_many({}, {}) end },
+      { "find_one_and_update with {}", "update must not be empty",
+        function() coll:find_one_and_update({ _id = 1 }, {}) end },
+      { "update_one without operators (would replace)", "got key 'a'",
+        function() coll:update_one({ _id = 1 }, { a = 9 }) end },
+      { "find_one_and_update without operators", "got key 'a'",
+        function() coll:find_one_and_update({ _id = 1 }, { a = 9 }) end },
+      { "update with operators mixed with fields", "got key 'a'",
+        function() coll:update_one({ _id = 1 }, x.ordered { { "$set", { b = 1 } }, { "a", 1 } }) end },
+      { "an empty pipeline", "update must not be empty",
+        function() coll:update_one({ _id = 1 }, setmetatable({}, x.array_mt)) end },
+      { "a pipeline stage that is not a stage", "stage [1] must be a stage",
+        function() coll:update_one({ _id = 1 }, { { a = 1 } }) end },
+      { "replace_one with $-operators (would act as an update)", "must not contain $-operators",
+        function() coll:replace_one({ _id = 1 }, set) end },
+      { "find_one_and_replace with $-operators", "must not contain $-operators",
+        function() coll:find_one_and_replace({ _id = 1 }, set) end },
+    }
+    for _, case in ipairs(cases) do
+      it("refuses " .. case[1] .. ", sending nothing", function()
+        refused(case[2], case[3])
+      end)
+    end
+
+    it("takes an update given as xdbtx.ordered (it used to be sent wrapped in { u = ... })", function()
+      local r = coll:update_one({ _id = 1 }, x.ordered { { "$set", { a = 5 } }, { "$inc", { b = 1 } } })
+      assert.are.equal(1, r.modified_count)
+      assert.are.same({ _id = 1, a = 5, b = 3 }, coll:find_one { _id = 1 })
+      local d = coll:find_one_and_update({ _id = 1 }, x.ordered { { "$set", { a = 6 } } },
+        { return_document = "after" })
+      assert.are.equal(6, d.a)
+    end)
+
+    it("still replaces with a replacement and updates with operators", function()
+      coll:replace_one({ _id = 1 }, { c = 3 })
+      assert.are.same({ _id = 1, c = 3 }, coll:find_one { _id = 1 })
+      coll:find_one_and_replace({ _id = 1 }, {})
+      assert.are.same({ _id = 1 }, coll:find_one { _id = 1 })
+    end)
+  end)
+
+  describe("insert_many takes a proper list or nothing", function()
+    local cases = {
+      { "a table with a hole", "without holes", { [1] = { _id = 2 }, [3] = { _id = 3 } } },
+      { "a document instead of a list", "got key 'x'", { x = { _id = 2 } } },
+      { "a list with an extra string key", "got key 'n'", { { _id = 2 }, n = 1 } },
+      { "a list with a fractional key", "got key 1.5", { { _id = 2 }, [1.5] = { _id = 3 } } },
+      { "a list with a boolean key", "got a boolean key", { { _id = 2 }, [true] = { _id = 3 } } },
+    }
+    for _, case in ipairs(cases) do
+      it("refuses " .. case[1], function()
+        refused(case[2], function() coll:insert_many(case[3]) end)
+        assert.are.equal(1, coll:count_documents {})
+      end)
+    end
+
+    it("an empty list inserts nothing and sends nothing", function()
+      local names, ok, r = sent(function() return coll:insert_many {} end)
+      assert.is_true(ok)
+      assert.are.same({}, names)
+    end)
+  end)
+
+  describe("a transaction body that ends its own transaction", function()
+    it("abort, then an ambient write: the write raises instead of autocommitting", function()
+      local err = catch(client.transaction, client, function(s)
+        coll:insert_one { _id = 2 }
+        s:abort()
+        coll:insert_one { _id = 3 }
+      end)
+      assert.are.equal("state", err.phase)
+      assert.matches("ended by session:commit%(%) or session:abort%(%)", err.message)
+      assert.are.equal("aborted", err.outcome)
+      assert.is_nil(coll:find_one { _id = 2 })
+      assert.is_nil(coll:find_one { _id = 3 })
+    end)
+
+    it("abort, then a write naming the session: raises too (xdbtx owns that session)", function()
+      local err = catch(client.transaction, client, function(s)
+        s:abort()
+        coll:insert_one({ _id = 3 }, { session = s })
+      end)
+      assert.are.equal("state", err.phase)
+      assert.is_nil(coll:find_one { _id = 3 })
+    end)
+
+    it("commit, then a failing write: the error says outcome = committed, truthfully", function()
+      local err = catch(client.transaction, client, function(s)
+        coll:insert_one { _id = 2 }
+        s:commit()
+        coll:insert_one { _id = 3 }
+      end)
+      assert.are.equal("committed", err.outcome)
+      assert.is_table(coll:find_one { _id = 2 })
+      assert.is_nil(coll:find_one { _id = 3 })
+    end)
+
+    it("a transient error after the body committed does not rerun the body", function()
+      local runs = 0
+      local err = catch(client.transaction, client, function(s)
+        runs = runs + 1
+        coll:insert_one { _id = 10 + runs }
+        s:commit()
+        error(x.error { message = "late", labels = { TransientTransactionError = true } })
+      end)
+      assert.are.equal(1, runs)
+      assert.are.equal("committed", err.outcome)
+    end)
+  end)
+
+  describe("a sandbox never commits", function()
+    it("s:commit() inside raises and nothing is kept", function()
+      local err = catch(x.sandbox, client, function(s)
+        coll:insert_one { _id = 2 }
+        s:commit()
+      end)
+      assert.are.equal("state", err.phase)
+      assert.matches("a sandbox never commits", err.message)
+      assert.is_nil(coll:find_one { _id = 2 })
+    end)
+
+    it("nor can it start a transaction of its own after an abort", function()
+      local err = catch(x.sandbox, client, function(s)
+        s:abort()
+        s:start_transaction()
+      end)
+      assert.matches("a sandbox never commits", err.message)
+      assert.is_nil(coll:find_one { _id = 2 })
+    end)
+
+    it("a client:transaction inside that commits by itself is refused too", function()
+      catch(x.sandbox, client, function()
+        client:transaction(function(s)
+          coll:insert_one { _id = 2 }
+          s:commit()
+        end)
+      end)
+      assert.is_nil(coll:find_one { _id = 2 })
+    end)
+  end)
+
+  describe("numeric options are finite and in range", function()
+    local nan, inf = 0 / 0, math.huge
+    local txn_cases = { nan, inf, -inf, -1, "10" }
+    for _, v in ipairs(txn_cases) do
+      it("client:transaction refuses timeout = " .. tostring(v), function()
+        local ran = false
+        local err = catch(client.transaction, client, function() ran = true end, { timeout = v })
+        assert.are.equal("argument", err.phase)
+        assert.matches("option 'timeout' must be a finite number >= 0", err.message, 1, true)
+        assert.is_false(ran)
+      end)
+    end
+    local op_cases = {
+      { "find", "max_time_ms", -1 }, { "find", "batch_size", -1 }, { "find", "skip", -1 },
+      { "find", "limit", -5 }, { "find", "limit", nan }, { "find", "limit", 1.5 },
+      { "count_documents", "skip", -1 },
+    }
+    for _, case in ipairs(op_cases) do
+      it(case[1] .. " refuses " .. case[2] .. " = " .. tostring(case[3]), function()
+        local err = catch(coll[case[1]], coll, {}, { [case[2]] = case[3] })
+        assert.are.equal("argument", err.phase)
+        assert.matches("option '" .. case[2] .. "' must be an integer >= 0, got", err.message, 1, true)
+      end)
+    end
+    it("start_transaction refuses max_commit_time_ms = -1", function()
+      local err = catch(client.transaction, client, function() end, { max_commit_time_ms = -1 })
+      assert.matches("option 'max_commit_time_ms' must be an integer >= 0, got -1", err.message, 1, true)
+    end)
+  end)
+
+  describe("strings with a NUL byte are refused, never cut", function()
+    it("a URI", function()
+      local err = catch(x.client, "mongodb://127.0.0.1:1\0@evil")
+      assert.are.equal("argument", err.phase)
+      assert.matches("uri contains a NUL byte at offset 21", err.message, 1, true)
+    end)
+    it("a database or collection name", function()
+      assert.matches("NUL byte", catch(client.collection, client, "a\0b", "c").message)
+      assert.matches("NUL byte", catch(client.collection, client, "a", "c\0d").message)
+      assert.matches("NUL byte", catch(client.command, client, "adm\0in", { ping = 1 }).message)
+    end)
+  end)
+
+  describe("cursors nobody closes do not exhaust the pool", function()
+    local small
+    before_each(function()
+      local sep = env.uri():find("?", 1, true) and "&" or "?"
+      small = x.client(env.uri() .. sep .. "waitQueueTimeoutMS=300",
+        { app_name = "data_safety_small", max_pool_size = 2 })
+      coll:insert_many { { _id = 2 }, { _id = 3 } }
+    end)
+
+    it("a single-batch cursor gives its client back at once, while still referenced", function()
+      local c = small:collection(DB, "docs")
+      local held = {}
+      for i = 1, 20 do
+        held[i] = c:find({})
+        assert.is_table(held[i]:next())
+      end
+      assert.are.equal(20, #held)
+    end)
+
+    it("a cursor with more batches is reclaimed by a collection before the pool waits", function()
+      local c = small:collection(DB, "docs")
+      collectgarbage("stop")
+      local ok, err = pcall(function()
+        for _ = 1, 50 do assert.is_table(c:find({}, { batch_size = 1 }):next()) end
+      end)
+      collectgarbage("restart")
+      assert(ok, tostring(err))
+    end)
+
+    it("the rest of a drained batch is still read in order", function()
+      local c = small:collection(DB, "docs")
+      local cur = c:find({}, { sort = { _id = 1 } })
+      local ids = {}
+      for d in cur do ids[#ids + 1] = d._id end
+      assert.are.same({ 1, 2, 3 }, ids)
+    end)
+  end)
+
+  describe("methods called with '.' raise an Error saying so", function()
+    local cases = {
+      { "collection:insert_one", function() coll.insert_one({ _id = 5 }) end, "a Collection" },
+      { "collection:update_one", function() coll.update_one({}, {}) end, "a Collection" },
+      { "collection:find", function() coll.find({}) end, "a Collection" },
+      { "collection:insert_many", function() coll.insert_many({}) end, "a Collection" },
+      { "collection:name", function() coll.name() end, "a Collection" },
+      { "collection:before", function() coll.before("insert", print) end, "a Collection" },
+      { "client:collection", function() client.collection("a", "b") end, "a Client" },
+      { "client:command", function() client.command("admin", { ping = 1 }) end, "a Client" },
+      { "client:transaction", function() client.transaction(function() end) end, "a Client" },
+      { "client:start_session", function() client.start_session() end, "a Client" },
+      { "session:commit", function() x.Session.commit({}) end, "a Session" },
+      { "session:with_transaction", function() x.Session.with_transaction({}, print) end, "a Session" },
+      { "cursor:next", function() coll:find({}).next() end, "a Cursor" },
+    }
+    for _, case in ipairs(cases) do
+      it(case[1], function()
+        local ok, err = pcall(case[2])
+        assert.is_false(ok)
+        assert.is_true(x.is_error(err), tostring(err))
+        assert.matches(case[1] .. ": expected " .. case[3] .. " as self", err.message, 1, true)
+        assert.matches("did you call it with '.' instead of ':'?", err.message, 1, true)
+      end)
+    end
+  end)
+
+  it("errors of the binding's own checks have the domain of their phase", function()
+    local e1 = catch(coll.insert_many, coll, { 5 })
+    assert.are.equal("argument", e1.phase)
+    assert.are.equal("argument", e1.domain)
+    local e2 = catch(coll.insert_one, coll, { f = print })
+    assert.are.equal("encode", e2.phase)
+    assert.are.equal("codec", e2.domain)
+  end)
+
+  it("argument errors name the argument, not a position counting self and the session", function()
+    local err = catch(coll.insert_one, coll, 5)
+    assert.matches("insert_one: document must be a table, got number", err.message, 1, true)
+    assert.is_nil(err.message:find("#3", 1, true))
+  end)
+end)
+
+describe("data safety: server selection failures are phase connect", function()
+  it("an operation that finds no server", function()
+    local x = require "xdbtx"
+    local c = x.client("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100&connectTimeoutMS=100",
+      { app_name = "data_safety_offline" })
+    local err = catch(function() return c:collection("a.b"):find_one {} end)
+    assert.are.equal("connect", err.phase)
+    assert.are.equal("server_selection", err.domain)
+  end)
+end)
