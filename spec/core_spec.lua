@@ -292,56 +292,115 @@ describe("xdbtx.core #luajit", function()
       assert.equal(9, rows[2].total)
     end)
 
-    -- every documented option, per method, is accepted and reaches the server
+    -- every documented option, per method, is accepted and reaches the server:
+    -- each case names the command it sends and what that command must carry
     local wc = { w = 1, j = false, wtimeout = 1000 }
     local en = { locale = "en" }
+    local function has_wc(c) return c.writeConcern.w == 1 and c.writeConcern.wtimeout == 1000 end
     local accepted = {
       { "insert_one", { { a = 2 }, { comment = "x", bypass_document_validation = true,
-                                     write_concern = wc } } },
+                                     write_concern = wc } },
+        "insert", function(c) return c.comment == "x" and c.bypassDocumentValidation == true and has_wc(c) end },
       { "insert_many", { { { a = 3 } }, { ordered = false, comment = "x",
                                           bypass_document_validation = false,
-                                          write_concern = wc } } },
-      { "update_one", { { _id = 1 }, { ["$set"] = { b = 1 } },
+                                          write_concern = wc } },
+        "insert", function(c)
+          -- false is libmongoc's default and goes unsent
+          return c.ordered == false and c.comment == "x" and c.bypassDocumentValidation ~= true and has_wc(c)
+        end },
+      { "update_one", { { _id = 1 }, { ["$set"] = { ["arr.$[x]"] = 9 } },
                         { upsert = false, hint = { _id = 1 }, collation = en, comment = "c",
                           bypass_document_validation = true, write_concern = wc,
-                          array_filters = setmetatable({}, core.array_mt) } } },
-      { "update_many", { {}, { ["$set"] = { b = 1 } }, { hint = "_id_" } } },
+                          array_filters = { { x = 2 } } } },
+        "update", function(c)
+          local u = c.updates[1]
+          return u.hint._id == 1 and u.collation.locale == "en" and u.arrayFilters[1].x == 2
+            and c.comment == "c" and c.bypassDocumentValidation == true and has_wc(c)
+        end },
+      { "update_many", { {}, { ["$set"] = { b = 1 } }, { hint = "_id_" } },
+        "update", function(c) return c.updates[1].hint == "_id_" and c.updates[1].multi == true end },
       { "replace_one", { { _id = 1 }, { a = 1 }, { upsert = true, hint = { _id = 1 },
                                                    collation = en, comment = "c",
-                                                   write_concern = wc } } },
+                                                   write_concern = wc } },
+        "update", function(c)
+          local u = c.updates[1]
+          return u.upsert == true and u.hint._id == 1 and u.collation.locale == "en" and c.comment == "c"
+            and has_wc(c)
+        end },
       { "delete_one", { { _id = 99 }, { hint = { _id = 1 }, collation = en, comment = "c",
-                                        write_concern = wc } } },
+                                        write_concern = wc } },
+        "delete", function(c)
+          local d = c.deletes[1]
+          return d.hint._id == 1 and d.collation.locale == "en" and d.limit == 1 and c.comment == "c" and has_wc(c)
+        end },
       { "find", { {}, { sort = { _id = 1 }, projection = { a = 1 }, limit = 5, skip = 0,
                         batch_size = 2, hint = { _id = 1 }, collation = en, comment = "c",
                         max_time_ms = 1000, read_concern = "local",
-                        read_preference = "primary", allow_disk_use = true } } },
+                        read_preference = "primary", allow_disk_use = true } },
+        "find", function(c)
+          return c.sort._id == 1 and c.projection.a == 1 and c.limit == 5 and c.skip == 0 and c.batchSize == 2
+            and c.hint._id == 1 and c.collation.locale == "en" and c.comment == "c" and c.maxTimeMS == 1000
+            and c.readConcern.level == "local" and c.allowDiskUse == true
+        end },
       { "find_one", { {}, { sort = { _id = 1 }, skip = 0, max_time_ms = 1000,
                             read_concern = { level = "local" },
-                            read_preference = "primaryPreferred" } } },
+                            read_preference = "primaryPreferred" } },
+        "find", function(c)
+          return c.sort._id == 1 and c.skip == 0 and c.maxTimeMS == 1000 and c.limit == 1
+            and c.readConcern.level == "local" and c["$readPreference"].mode == "primaryPreferred"
+        end },
       { "find_one_and_update", { { _id = 1 }, { ["$set"] = { c = 1 } },
                                  { sort = { _id = 1 }, projection = { c = 1 }, upsert = false,
                                    return_document = "after", hint = { _id = 1 },
                                    collation = en, comment = "c", max_time_ms = 1000,
-                                   bypass_document_validation = true, write_concern = wc } } },
-      { "find_one_and_replace", { { _id = 1 }, { c = 2 }, { return_document = "before" } } },
+                                   bypass_document_validation = true, write_concern = wc } },
+        "findAndModify", function(c)
+          return c.sort._id == 1 and c.fields.c == 1 and c.new == true and c.hint._id == 1
+            and c.collation.locale == "en" and c.comment == "c" and c.maxTimeMS == 1000
+            and c.bypassDocumentValidation == true and has_wc(c)
+        end },
+      { "find_one_and_replace", { { _id = 1 }, { c = 2 }, { return_document = "before" } },
+        "findAndModify", function(c) return c.new == false and c.update.c == 2 end },
       { "find_one_and_delete", { { _id = 77 }, { sort = { _id = 1 }, projection = { c = 1 },
                                                  hint = { _id = 1 }, collation = en,
                                                  comment = "c", max_time_ms = 1000,
-                                                 write_concern = wc } } },
+                                                 write_concern = wc } },
+        "findAndModify", function(c)
+          return c.remove == true and c.sort._id == 1 and c.fields.c == 1 and c.hint._id == 1
+            and c.collation.locale == "en" and c.comment == "c" and c.maxTimeMS == 1000 and has_wc(c)
+        end },
       { "count_documents", { {}, { limit = 10, skip = 0, hint = { _id = 1 }, collation = en,
                                    comment = "c", max_time_ms = 1000, read_concern = "local",
-                                   read_preference = "primary" } } },
+                                   read_preference = "primary" } },
+        "aggregate", function(c)
+          local limit = false
+          for _, st in ipairs(c.pipeline) do if st["$limit"] == 10 then limit = true end end
+          return limit and c.hint._id == 1 and c.collation.locale == "en" and c.comment == "c"
+            and c.maxTimeMS == 1000 and c.readConcern.level == "local"
+        end },
       { "aggregate", { { { ["$match"] = {} } },
                        { batch_size = 2, hint = { _id = 1 }, collation = en, comment = "c",
                          max_time_ms = 1000, read_concern = "local",
                          read_preference = "primary", allow_disk_use = true,
-                         bypass_document_validation = false } } },
+                         bypass_document_validation = true } },
+        "aggregate", function(c)
+          return c.cursor.batchSize == 2 and c.hint._id == 1 and c.collation.locale == "en"
+            and c.comment == "c" and c.maxTimeMS == 1000 and c.readConcern.level == "local"
+            and c.allowDiskUse == true and c.bypassDocumentValidation == true
+        end },
     }
     for _, case in ipairs(accepted) do
-      sit(case[1] .. " accepts its documented options", function()
-        coll:insert_one(nil, { _id = 1, a = 1 })
+      sit(case[1] .. " accepts its documented options and sends them", function()
+        coll:insert_one(nil, { _id = 1, a = 1, arr = { 1, 2 } })
+        client:monitor(true)
+        client:drain_events()
         local r = coll[case[1]](coll, nil, unpack(case[2]))
         if type(r) == "userdata" then r = r:all() end
+        local evs = started(client, case[3])
+        assert.is_true(#evs >= 1, "no " .. case[3] .. " command was sent")
+        local ok, res = pcall(case[4], evs[1].command)
+        assert.is_true(ok and res == true, "the " .. case[3] .. " command lacks an option: " ..
+          core.to_json(evs[1].command))
       end)
     end
 

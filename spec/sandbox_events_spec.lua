@@ -139,19 +139,22 @@ describe("sandbox and events against the test server", function()
   end)
 
   it("client:on_command sees insert, commitTransaction in order, with the session's lsid", function()
-    local names = {}
+    local names, lsids = {}, {}
     local off = client:on_command(function(ev)
-      if ev.type == "started" then
+      if ev.type == "started" and (ev.command_name == "insert" or ev.command_name == "commitTransaction") then
         names[#names + 1] = ev.command_name
-        if ev.command_name == "insert" then assert.is_table(ev.command.lsid) end
+        lsids[#lsids + 1] = ev.command.lsid
       end
     end)
-    client:transaction(function() coll:insert_one { _id = 1 } end)
+    local lsid
+    client:transaction(function(s)
+      lsid = s:id()
+      coll:insert_one { _id = 1 }
+    end)
     off()
-    local filtered = {}
-    for _, n in ipairs(names) do
-      if n == "insert" or n == "commitTransaction" then filtered[#filtered + 1] = n end
-    end
-    assert.are.same({ "insert", "commitTransaction" }, filtered)
+    assert.are.same({ "insert", "commitTransaction" }, names)
+    assert.is_table(lsid)
+    assert.are.equal(lsid.id, lsids[1].id) -- the insert ran in the transaction's session
+    assert.are.equal(lsid.id, lsids[2].id)
   end)
 end)

@@ -116,6 +116,27 @@ describe("client:transaction retry rules (fake core) #luajit", function()
     assert.matches("timeout", err.message)
   end)
 
+  it("pauses before a rerun with the sleep option (a scheduler's), not the process-blocking one", function()
+    fake.fail("insert", { times = 2, code = 112, name = "WriteConflict",
+      labels = { "TransientTransactionError" } })
+    local pauses = {}
+    local r = client:transaction(function()
+      coll:insert_one { _id = 1 }
+      return "ok"
+    end, { sleep = function(secs) pauses[#pauses + 1] = secs end })
+    assert.are.equal("ok", r)
+    assert.are.equal(2, #pauses)
+    for _, p in ipairs(pauses) do assert.is_true(p > 0 and p <= 0.5, tostring(p)) end
+    -- a client-wide default, used when the transaction gives none
+    local n = 0
+    local c2 = x.client("mongodb://fake", { sleep = function() n = n + 1 end })
+    fake.fail("insert", { times = 1, code = 112, labels = { "TransientTransactionError" } })
+    c2:transaction(function() c2:collection("db", "t"):insert_one { _id = 2 } end)
+    assert.are.equal(1, n)
+    assert.matches("option 'sleep' must be a function",
+      catch(client.transaction, client, function() end, { sleep = 5 }).message, 1, true)
+  end)
+
   it("re-raises any other error unchanged, after one run and an abort", function()
     local mine = { "my error" }
     local runs = 0
@@ -204,6 +225,9 @@ describe("client:transaction retry rules (fake core) #luajit", function()
     end)
     _G.warn = w
     assert.are.equal("done", r)
+    assert.is_string(warned)
+    assert.matches("on_commit callback raised", warned, 1, true)
+    assert.matches("boom", warned, 1, true)
   end)
 
   it("refuses unknown options, naming the key", function()
@@ -592,13 +616,27 @@ describe("client:transaction against the test server", function()
   end)
 
   it("passes read_concern, write_concern, read_preference, max_commit_time_ms", function()
+    local sent = {}
+    local off = client:on_command(function(ev)
+      if ev.type == "started" then sent[ev.command_name] = ev.command end
+    end)
     local r = client:transaction(function()
       coll:insert_one { _id = 1 }
       return "ok"
     end, { read_concern = "snapshot", write_concern = { w = "majority" }, read_preference = "primary",
            max_commit_time_ms = 5000, timeout = 30 })
+    off()
     assert.are.equal("ok", r)
     assert.are.equal(1, count())
+    assert.are.equal("snapshot", sent.insert.readConcern.level)      -- on the first statement
+    assert.are.equal("majority", sent.commitTransaction.writeConcern.w)
+    assert.are.equal(5000, sent.commitTransaction.maxTimeMS)
+    -- a read preference reaches the transaction: reads in it must be primary
+    local err = catch(client.transaction, client, function() coll:find_one {} end,
+      { read_preference = "secondary" })
+    assert.matches("read preference in a transaction must be primary", err.message, 1, true)
+    assert.is_table(client:transaction(function() return coll:find_one {} end,
+      { read_preference = "primary" }))
   end)
 
   it("a standalone server is an Error naming mode = \"saga\"", function()
