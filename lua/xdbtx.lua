@@ -14,6 +14,8 @@ the C core (xdbtx.core), which it re-exports unchanged.
   xdbtx.client       Client objects
   xdbtx.attempt      the attempt/retry loop shared by every transaction kind
   xdbtx.transaction  client:transaction, with_transaction, sandbox, rollback
+  xdbtx.outcome      what happened to each node of a tree
+  xdbtx.tree         xdbtx.run (the transaction tree), the flat xdbtx.transaction
 
 The layer holds the policy; the core holds the pointers. Every user function
 is called from Lua, never from C, so all of them may yield. The listener
@@ -27,6 +29,7 @@ local S = require "xdbtx.session"
 local Col = require "xdbtx.collection"
 local Cl = require "xdbtx.client"
 local T = require "xdbtx.transaction"
+local Tr = require "xdbtx.tree"
 
 local M = { _VERSION = "xdbtx scm" }
 
@@ -45,6 +48,8 @@ M.bind = C.bind
 M.session = T.session
 M.rollback = T.rollback
 M.sandbox = T.sandbox
+M.run = Tr.run
+M.transaction = Tr.transaction
 
 -- Types, for the safe variant and for tests.
 M.Client, M.Collection, M.Session, M.Cursor = Cl.Client, Col.Collection, S.Session, Col.Cursor

@@ -412,10 +412,7 @@ client_eq (lua_State *L)
 static int
 l_now (lua_State *L)
 {
-   struct timespec ts;
-
-   clock_gettime (CLOCK_MONOTONIC, &ts);
-   lua_pushnumber (L, (lua_Number) ts.tv_sec + (lua_Number) ts.tv_nsec / 1e9);
+   lua_pushnumber (L, (lua_Number) xdbtx_now ());
    return 1;
 }
 
@@ -466,6 +463,7 @@ luaopen_xdbtx_core (lua_State *L)
       {"sleep", l_sleep},
       {"mongoc_version", l_mongoc_version},
       {"check_options", xdbtx_l_check_options},
+      {"commit_all", xdbtx_l_commit_all},
       {NULL, NULL},
    };
 
@@ -488,6 +486,7 @@ luaopen_xdbtx_core (lua_State *L)
    lua_pop (L, 1);
    xdbtx_open_session (L);
    xdbtx_open_collection (L);
+   xdbtx_open_commit (L);
 
    luaL_newlib (L, funcs);
    xdbtx_lua_open_error (L, -1);

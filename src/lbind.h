@@ -138,10 +138,14 @@ int xdbtx_l_check_options (lua_State *L);
 void xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname,
                            const char *what);
 
-/* Register the Session / Collection+Cursor metatables (lsession.c,
- * lcollection.c). */
+/* Register the Session / Collection+Cursor / commit-phase metatables
+ * (lsession.c, lcollection.c, lcommit.c). */
 void xdbtx_open_session (lua_State *L);
 void xdbtx_open_collection (lua_State *L);
+void xdbtx_open_commit (lua_State *L);
+
+/* core.commit_all(sessions, parallel, deadline) (lcommit.c). */
+int xdbtx_l_commit_all (lua_State *L);
 
 /* Make a Session / Collection userdata for the Client at client_idx. */
 int xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx);

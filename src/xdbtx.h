@@ -259,4 +259,35 @@ void xdbtx_cursor_destroy (xdbtx_cursor_t *cur);
 /* True when the cursor's session closed it under the caller. */
 bool xdbtx_cursor_closed (const xdbtx_cursor_t *cur);
 
+/* ---- the commit phase of several sessions (commit.c) -------------------- */
+
+typedef enum {
+   XDBTX_COMMIT_PENDING, /* not tried (the phase stopped before it) */
+   XDBTX_COMMIT_OK,      /* committed */
+   XDBTX_COMMIT_FAILED,  /* not committed: the server said no (error has why) */
+   XDBTX_COMMIT_UNKNOWN, /* the result never became known before the deadline */
+   XDBTX_COMMIT_ABORTED  /* aborted unsent: an earlier commit did not succeed */
+} xdbtx_commit_state_t;
+
+/* One session of a commit phase. The caller fills `session` and owns the
+ * item; xdbtx_commit_all fills the rest (`error` is owned by the item: clean
+ * it up with xdbtx_error_cleanup). */
+typedef struct xdbtx_commit_t {
+   xdbtx_session_t *session;
+   xdbtx_commit_state_t state;
+   int attempts;          /* commitTransaction sends */
+   double started;        /* xdbtx_now() at the first send, and after the last */
+   double finished;
+   xdbtx_error_t error;   /* the last error, for FAILED and UNKNOWN */
+} xdbtx_commit_t;
+
+/* Commit items[0..n) (each on a session of its own client). In order: stop at
+ * the first that is not OK and abort the rest (state ABORTED); parallel: all
+ * at once, each from a thread of its own. An unknown result is retried until
+ * known or `deadline` (xdbtx_now() seconds). Never fails as a whole. */
+void xdbtx_commit_all (xdbtx_commit_t *items, size_t n, bool parallel, double deadline);
+
+/* Seconds of the monotonic clock (the one core.now() reads). */
+double xdbtx_now (void);
+
 #endif /* XDBTX_H */

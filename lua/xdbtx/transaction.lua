@@ -40,8 +40,9 @@ local function check_topology(client, where)
   end
   if t == "standalone" then
     raise("connect", "transaction", where .. ": " .. client._id .. " is a standalone server, which has no" ..
-      " transactions (they need a replica set or a sharded cluster); for a standalone server the" ..
-      " transaction tree's compensation-based mode = \"saga\" is the way (xdbtx.run: not in this version yet)")
+      " transactions (they need a replica set or a sharded cluster); on a standalone server run the" ..
+      " work as a transaction tree in mode = \"saga\" (xdbtx.run(tree, { mode = \"saga\" })): each" ..
+      " write is applied at once and the compensations undo them on failure")
   end
 end
 T.check_topology = check_topology
@@ -209,20 +210,50 @@ end
 -- xdbtx.sandbox(client, fn, opts) -> fn's results: fn(session) runs in a
 -- transaction that is always aborted; errors are re-raised after the abort;
 -- xdbtx.rollback(reason) returns nil, reason. A client:transaction inside
--- joins the sandbox, so nothing it does commits.
+-- joins the sandbox, so nothing it does commits. xdbtx.sandbox({ a, b }, fn)
+-- does the same over several clients: fn(sessions), sessions[i] for the
+-- i-th client, every one of them routed ambiently and aborted at the end.
 function T.sandbox(client, fn, opts)
-  local c = Cl.check(client)
-  if not c then argerror("xdbtx.sandbox: expected a Client") end
-  if type(fn) ~= "function" then argerror("xdbtx.sandbox: expected a function") end
-  local topts = A.options(opts, "xdbtx.sandbox")
-  if C.current() then
-    raise("state", "state", "xdbtx.sandbox: a transaction is already running in this coroutine")
+  local where = "xdbtx.sandbox"
+  local clients, multi
+  if Cl.check(client) then
+    clients = { Cl.check(client) }
+  elseif type(client) == "table" and #client > 0 then
+    clients, multi = {}, true
+    for i = 1, #client do
+      clients[i] = Cl.check(client[i])
+      if not clients[i] then
+        argerror(("%s: clients[%d] must be an xdbtx Client, got %s"):format(where, i, type(client[i])))
+      end
+    end
+  else
+    argerror(where .. ": expected a Client or a list of Clients, got " .. type(client))
   end
-  check_topology(c, "xdbtx.sandbox")
-  local session = S.new(c, c._core:start_session())
-  local run = new_run("sandbox", c, session, true, fn, topts, math.huge)
-  run.retry, run.commit, run.finish = false, sandbox_commit, finish_sandbox
-  run.base.sandbox = true
+  if type(fn) ~= "function" then argerror(where .. ": expected a function, got " .. type(fn)) end
+  local topts = A.options(opts, where)
+  if C.current() then
+    raise("state", "state", where .. ": a transaction is already running in this coroutine")
+  end
+  local sessions, by_id, list = {}, {}, {}
+  for i, c in ipairs(clients) do check_topology(c, where) end
+  for i, c in ipairs(clients) do
+    local s = by_id[c._id]
+    if not s then
+      s = S.new(c, c._core:start_session())
+      s._owned = true
+      by_id[c._id] = s
+      list[#list + 1] = s
+    end
+    sessions[i] = s
+  end
+  local ctx = { kind = "sandbox", sessions = by_id }
+  local arg = multi and sessions or sessions[1]
+  local run = {
+    ctx = ctx, sessions = list, owned = true, topts = topts, timeout = math.huge, retry = false,
+    base = { client = clients[1]._id, sandbox = true }, commit = sandbox_commit,
+    finish = finish_sandbox, body = function() return fn(arg) end,
+  }
+  run.co = C.enter(ctx)
   return A.loop(run)
 end
 

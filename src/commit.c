@@ -1,0 +1,136 @@
+/*
+ * commit.c - the commit phase of a transaction over several sessions (the
+ * transaction tree's coordinated commit).
+ *
+ * Commits a set of sessions, each of its own client, in order or all at once
+ * from threads of their own, and reports each session's outcome. A commit
+ * whose result is unknown (UnknownTransactionCommitResult, not after
+ * MaxTimeMSExpired) is sent again (libmongoc adds w:majority) until it is
+ * known or the deadline passes. In order, the first commit that does not
+ * succeed stops the phase and the sessions after it are aborted. Nothing
+ * here touches Lua: the caller (the binding) owns the items and reads them
+ * after xdbtx_commit_all returns. Each session's client is used by exactly
+ * one thread at a time: the caller's, or the one thread committing it.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "xcore.h"
+
+double
+xdbtx_now (void)
+{
+   struct timespec ts;
+
+   clock_gettime (CLOCK_MONOTONIC, &ts);
+   return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static bool
+max_time_expired (const xdbtx_error_t *err)
+{
+   bson_iter_t it, child;
+
+   if (err->code == 50) {
+      return true;
+   }
+   if (err->reply && bson_iter_init_find (&it, err->reply, "writeConcernError") &&
+       BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &child) &&
+       bson_iter_find (&child, "code") && BSON_ITER_HOLDS_INT (&child)) {
+      return bson_iter_as_int64 (&child) == 50;
+   }
+   return false;
+}
+
+/* Commit one item until its result is known or the deadline passes. */
+static void
+commit_one (xdbtx_commit_t *it, double deadline)
+{
+   it->started = xdbtx_now ();
+   for (;;) {
+      it->attempts++;
+      xdbtx_error_cleanup (&it->error);
+      if (xdbtx_session_commit (it->session, &it->error)) {
+         it->state = XDBTX_COMMIT_OK;
+         break;
+      }
+      if (!xdbtx_error_has_label (&it->error, "UnknownTransactionCommitResult") ||
+          max_time_expired (&it->error)) {
+         it->state = XDBTX_COMMIT_FAILED;
+         break;
+      }
+      if (xdbtx_now () >= deadline) {
+         it->state = XDBTX_COMMIT_UNKNOWN;
+         break;
+      }
+   }
+   it->finished = xdbtx_now ();
+}
+
+typedef struct {
+   xdbtx_commit_t *item;
+   double deadline;
+} job_t;
+
+static void *
+commit_thread (void *arg)
+{
+   job_t *job = arg;
+
+   commit_one (job->item, job->deadline);
+   return NULL;
+}
+
+void
+xdbtx_commit_all (xdbtx_commit_t *items, size_t n, bool parallel, double deadline)
+{
+   pthread_t *threads;
+   job_t *jobs;
+   bool *started;
+   size_t i;
+
+   for (i = 0; i < n; i++) {
+      items[i].state = XDBTX_COMMIT_PENDING;
+      items[i].attempts = 0;
+      items[i].started = items[i].finished = 0;
+      xdbtx_error_init (&items[i].error);
+   }
+   if (!parallel || n < 2) {
+      for (i = 0; i < n; i++) {
+         commit_one (&items[i], deadline);
+         if (items[i].state != XDBTX_COMMIT_OK) {
+            break;
+         }
+      }
+      for (i++; i < n; i++) {
+         xdbtx_error_t ignored;
+
+         xdbtx_error_init (&ignored);
+         (void) xdbtx_session_abort (items[i].session, &ignored);
+         xdbtx_error_cleanup (&ignored);
+         items[i].state = XDBTX_COMMIT_ABORTED;
+      }
+      return;
+   }
+   threads = bson_malloc0 (n * sizeof *threads);
+   jobs = bson_malloc0 (n * sizeof *jobs);
+   started = bson_malloc0 (n * sizeof *started);
+   for (i = 0; i < n; i++) {
+      jobs[i].item = &items[i];
+      jobs[i].deadline = deadline;
+      started[i] = pthread_create (&threads[i], NULL, commit_thread, &jobs[i]) == 0;
+      if (!started[i]) {
+         /* No thread to spare: commit this one here, in turn. */
+         commit_one (&items[i], deadline);
+      }
+   }
+   for (i = 0; i < n; i++) {
+      if (started[i]) {
+         pthread_join (threads[i], NULL);
+      }
+   }
+   bson_free (started);
+   bson_free (jobs);
+   bson_free (threads);
+}
