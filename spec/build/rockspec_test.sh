@@ -19,7 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ -f "$2" ] && sed 's/^/#   /' "$2" | tail -n 25; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ -f "${2:-}" ] && sed 's/^/#   /' "$2" | tail -n 25; }
 finish() { echo "1..$n"; [ "$failed" -eq 0 ]; exit $?; }
 
 if ! command -v luarocks >/dev/null 2>&1; then
