@@ -1,24 +1,35 @@
--- xdbtx development rockspec. Builds with the project's Makefile (make type),
--- so the module is always linked -Wl,-z,nodelete and lands in the right ABI
--- directory. Works offline: `luarocks make` needs nothing from the network.
+-- xdbtx development rockspec, built from a checkout: `luarocks --lua-version 5.4 make
+-- rockspec/xdbtx-scm-1.rockspec` (Debian's luarocks defaults to 5.1). The make build type
+-- runs the project's Makefile with the variables luarocks defines (LUA_INCDIR, CFLAGS,
+-- LIBFLAG; LIBDIR, LUADIR, BINDIR to install), so the module is linked -Wl,-z,nodelete and
+-- every lua/**/*.lua and bin/* is installed. The Lua version comes from the headers in
+-- LUA_INCDIR: 5.4, or 5.1 when they are LuaJIT's (luajit.h); the Makefile refuses any other.
+-- `luarocks make` builds from the tree it is run in and needs nothing from the network.
 rockspec_format = "3.0"
 package = "xdbtx"
 version = "scm-1"
 source = {
-   url = "git+file:///dev/null",
+   -- placeholder: the project has no public repository yet; luarocks make ignores it
+   url = "git+file:///work/main",
 }
 description = {
-   summary = "MongoDB transactions for Lua: one cluster or several, rolled back on any failure",
+   summary = "MongoDB transactions on one replica set for Lua 5.4 and LuaJIT, on libmongoc",
    detailed = [[
-xdbtx is a C library on libmongoc/libbson with a Lua binding. Actions are plain
-Lua functions over Lua tables; transactions retry as MongoDB's drivers do and
-roll back on any failure; a strict BSON <-> Lua codec never loses a type.
+xdbtx is a C library on libmongoc/libbson (1.23) with a Lua binding. Actions are plain
+Lua functions over Lua tables; a transaction on one replica set retries as MongoDB's
+drivers do and aborts on any failure; a strict BSON <-> Lua codec never loses a type.
+Works on Lua 5.4 and on LuaJIT 2.1 (OpenResty's luajit2 is what it is tested on); other
+Lua versions are refused at build time. Transactions across several clusters are not
+built yet.
 ]],
    license = "MIT",
    homepage = "https://example.invalid/xdbtx",
+   labels = { "mongodb", "transactions", "bson" },
 }
 dependencies = {
-   "lua >= 5.1",
+   -- Lua 5.4, or 5.1 as LuaJIT 2.1: luarocks cannot say "5.1 only if LuaJIT", so a PUC
+   -- Lua 5.1 passes this line and the Makefile refuses its headers with a message
+   "lua >= 5.1, < 5.5, ~= 5.2, ~= 5.3",
 }
 external_dependencies = {
    LIBMONGOC = { header = "libmongoc-1.0/mongoc/mongoc.h", library = "mongoc-1.0" },
@@ -27,15 +38,15 @@ external_dependencies = {
 build = {
    type = "make",
    build_target = "all",
-   build_variables = {
-      CFLAGS = "$(CFLAGS)",
+   variables = {
       LUA_INCDIR = "$(LUA_INCDIR)",
-      LUA_PC = "lua$(LUA_VERSION)",
+      CFLAGS = "$(CFLAGS)",
+      LIBFLAG = "$(LIBFLAG)",
    },
    install_variables = {
-      LUA_PC = "lua$(LUA_VERSION)",
       LUA_CMOD = "$(LIBDIR)",
       LUA_LMOD = "$(LUADIR)",
+      BINDIR = "$(BINDIR)",
    },
 }
 test = {
