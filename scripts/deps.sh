@@ -6,7 +6,7 @@
 # OpenResty's libluajit2-5.1-dev is installed when no LuaJIT headers are; none: the caller
 # has its own, as under luarocks), test (adds lua5.4, busted, OpenResty's LuaJIT `luajit2`
 # and its headers, luarocks, Python with python3-bson for the test server, clang with its
-# libFuzzer runtime), fuzz (same as test). It checks first and asks only for what is
+# libFuzzer runtime, valgrind for the leak checks), fuzz (same as test). It checks first and asks only for what is
 # missing. Before installing it asks apt for the plan (`apt-get -s install`): a plan that
 # removes any package (luajit2 and Debian's plain luajit conflict, for one) is printed with
 # the reason, nothing is installed, and it exits 3. As root it runs apt-get, with
@@ -49,6 +49,7 @@ if [ "$level" = test ] || [ "$level" = fuzz ]; then
   [ -r /usr/share/lua/5.4/busted/runner.lua ] || add lua-busted
   /usr/bin/python3 -c 'import bson' >/dev/null 2>&1 || add python3-bson
   command -v clang >/dev/null 2>&1 || add clang
+  command -v valgrind >/dev/null 2>&1 || add valgrind
   [ -n "$(find /usr/lib/llvm-*/lib/clang -name 'libclang_rt.fuzzer-x86_64.a' 2>/dev/null | head -n 1)" ] || add libclang-rt-14-dev
 fi
 

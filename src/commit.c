@@ -5,8 +5,8 @@
  * Commits a set of sessions, each of its own client, in order or all at once
  * from threads of their own, and reports each session's outcome. A commit
  * whose result is unknown (UnknownTransactionCommitResult, not after
- * MaxTimeMSExpired) is sent again (libmongoc adds w:majority) until it is
- * known or the deadline passes. In order, the first commit that does not
+ * MaxTimeMSExpired) is sent again (libmongoc adds w:majority), after a
+ * short growing pause, until it is known or the deadline passes. In order, the first commit that does not
  * succeed stops the phase and the sessions after it are aborted. Nothing
  * here touches Lua: the caller (the binding) owns the items and reads them
  * after xdbtx_commit_all returns. Each session's client is used by exactly
@@ -43,6 +43,34 @@ max_time_expired (const xdbtx_error_t *err)
    return false;
 }
 
+/* Sleep before re-sending a commit whose result is unknown: 5 ms growing
+ * 1.5x per attempt, at most 500 ms, never past the deadline, so a cluster
+ * that stays unreachable is not sent a commit in a busy loop. */
+static void
+pause_before_retry (int attempt, double deadline)
+{
+   double pause = 0.005, left = deadline - xdbtx_now ();
+   struct timespec ts;
+   int i;
+
+   for (i = 1; i < attempt && pause < 0.5; i++) {
+      pause *= 1.5;
+   }
+   if (pause > 0.5) {
+      pause = 0.5;
+   }
+   if (pause > left) {
+      pause = left;
+   }
+   if (pause <= 0) {
+      return;
+   }
+   ts.tv_sec = (time_t) pause;
+   ts.tv_nsec = (long) ((pause - (double) ts.tv_sec) * 1e9);
+   while (nanosleep (&ts, &ts) != 0) {
+   }
+}
+
 /* Commit one item until its result is known or the deadline passes. */
 static void
 commit_one (xdbtx_commit_t *it, double deadline)
@@ -64,6 +92,7 @@ commit_one (xdbtx_commit_t *it, double deadline)
          it->state = XDBTX_COMMIT_UNKNOWN;
          break;
       }
+      pause_before_retry (it->attempts, deadline);
    }
    it->finished = xdbtx_now ();
 }

@@ -66,9 +66,9 @@ esac
 EOF
 echo '#define OPENRESTY_LUAJIT' >"$tmp/inc2/luajit.h"
 echo '#define LUAJIT_VERSION "LuaJIT 2.1.0-beta3"' >"$tmp/inc1/luajit.h"
-# "installed" stubs: cc make clang lua5.4 luarocks; luajit is added per case
+# "installed" stubs: cc make clang valgrind lua5.4 luarocks; luajit is added per case
 mkdir -p "$tmp/have"
-for t in cc make clang lua5.4 luarocks; do printf '#!/bin/sh\nexit 0\n' >"$tmp/have/$t"; done
+for t in cc make clang valgrind lua5.4 luarocks; do printf '#!/bin/sh\nexit 0\n' >"$tmp/have/$t"; done
 printf '#!/bin/sh\nexit 0\n' >"$tmp/luajit2-cli"
 printf '#!/bin/sh\nexit 1\n' >"$tmp/plain-luajit-cli"
 chmod +x "$bin"/* "$tmp/apt-get" "$tmp/apt-cache" "$tmp/have"/* "$tmp/luajit2-cli" "$tmp/plain-luajit-cli"
@@ -125,7 +125,7 @@ run_deps plan-ok "$bin" test
 check "fresh machine: deps.sh test exits 0 when the plan removes nothing (rc=$rc)" [ "$rc" -eq 0 ]
 check "fresh machine: the plan is simulated before anything is installed" \
   sh -c "grep -n -- '-s install' '$tmp/apt.log' | head -n 1 | grep -q '^2:' && grep -n '^install ' '$tmp/apt.log' | grep -q '^3:'"
-for p in luajit2 libluajit2-5.1-dev luarocks lua5.4 liblua5.4-dev libmongoc-dev gcc make clang; do
+for p in luajit2 libluajit2-5.1-dev luarocks lua5.4 liblua5.4-dev libmongoc-dev gcc make clang valgrind; do
   check "fresh machine: installs $p" asked "$p"
 done
 check "fresh machine: never asks for plain luajit" sh -c "! grep -qE ' (luajit|libluajit-5\.1-dev|libluajit-5\.1-2)( |$)' '$tmp/apt.log'"
