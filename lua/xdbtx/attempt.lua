@@ -133,7 +133,8 @@ end
 
 function A.retrying(run, err, what)
   if wants("retry") then
-    emit("retry", A.event(run, { error = err, what = what }))
+    emit("retry", A.event(run, { error = err, what = what,
+      node = type(err) == "table" and err.node or nil }))
   end
 end
 
