@@ -132,7 +132,7 @@ function A.event(run, fields)
 end
 
 function A.retrying(run, err, what)
-  if wants("retry") then
+  if wants("retry") and not run.quiet then
     emit("retry", A.event(run, { error = err, what = what,
       node = type(err) == "table" and err.node or nil }))
   end
@@ -179,7 +179,7 @@ function A.loop(run)
       abort_all(run)
       return run:finish("error", err)
     end
-    if wants("start") then emit("start", A.event(run, {})) end
+    if wants("start") and not run.quiet then emit("start", A.event(run, {})) end
 
     local res = pack(pcall(run.body, run))
     local again

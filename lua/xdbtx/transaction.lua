@@ -75,7 +75,7 @@ local function finish_txn(run, how, v)
   if how == "commit" then
     local cbs = ctx.on_commit
     leave(run)
-    if wants("commit") then
+    if wants("commit") and not run.quiet then
       emit("commit", A.event(run, { commits = run.commits or 0,
         duration = run.commit_started and now() - run.commit_started or 0 }))
     end
@@ -86,7 +86,7 @@ local function finish_txn(run, how, v)
     local cbs = ctx.on_rollback
     leave(run)
     local reason = how == "rollback" and v or nil
-    if wants("abort") then
+    if wants("abort") and not run.quiet then
       emit("abort", A.event(run, { reason = reason, outcome = "aborted",
         state = how == "self_aborted" and "aborted" or nil }))
     end
@@ -104,7 +104,7 @@ local function finish_txn(run, how, v)
   if core.is_error(err) and err.outcome == nil then err.outcome = outcome end
   local cbs = ctx.on_rollback
   leave(run)
-  if wants("abort") then
+  if wants("abort") and not run.quiet then
     emit("abort", A.event(run, { error = err, outcome = outcome }))
   end
   if cbs and outcome == "aborted" then run_callbacks(cbs, "on_rollback", err) end
@@ -162,6 +162,17 @@ function Session:with_transaction(fn, opts)
   end
   check_topology(self._client, "session:with_transaction")
   return A.loop(new_run("transaction", self._client, self, false, fn, topts, timeout, sleep))
+end
+
+-- fn(session) in a transaction of its own on client, with the retry rules of
+-- client:transaction but no events of its own (the transaction tree's
+-- compensations: the tree reports them as "compensate" events).
+function T.quiet_transaction(client, fn, timeout, sleep)
+  local c = client._core
+  local session = S.new(client, Mon.monitored(client, c.start_session, c))
+  local run = new_run("transaction", client, session, true, fn, nil, timeout, sleep)
+  run.quiet = true
+  return A.loop(run)
 end
 
 -- xdbtx.rollback(reason): abort the running transaction quietly; it returns

@@ -237,9 +237,9 @@ local function compensate(run)
         ok, err = pcall(nd.compensate, run.store, nil)
         C.leave(ctx, co)
       else
-        ok, err = pcall(nd.client.transaction, nd.client, function(s)
+        ok, err = pcall(T.quiet_transaction, nd.client, function(s)
           return nd.compensate(run.store, s)
-        end, { timeout = run.timeout, sleep = run.sleep })
+        end, run.timeout, run.sleep)
       end
       if ok then
         nd.state = "compensated"
