@@ -6,7 +6,7 @@ blocking (slept outside the lock) and waits for documents locked by open transac
 (cond.wait, which releases it).  Every commit/abort notifies waiters.
 
 dispatch() is the per-command pipeline: log, session checkout (sessions.py), retryable
-write replay, failCommand, the handler from commands.py, then error labels, write
+write replay, failCommand, the handler from commands.py (cmd_*.py), then error labels, write
 concern and $clusterTime.  OpContext carries what a handler needs: its read view and
 the write path (`apply`) that enforces locks and conflicts.
 """
