@@ -23,6 +23,10 @@ def cmd_commit(ctx, cmd):
     txn = ctx.txn
     if txn is None:
         raise CommandError(50768, "commitTransaction must be run within a transaction")
+    if txn.state == sess_mod.ABORTED:
+        # aborted after checkout (killSessions or the reaper while a failpoint blocked us)
+        raise CommandError(251, "Transaction with { txnNumber: %d } has been aborted."
+                           % txn.number)
     if txn.state == sess_mod.IN_PROGRESS:
         new_indexes = txn.new_indexes
         ctx.cluster.commit_txn(txn)
@@ -40,19 +44,34 @@ def cmd_abort(ctx, cmd):
     txn = ctx.txn
     if txn is None:
         raise CommandError(50768, "abortTransaction must be run within a transaction")
+    if txn.state == sess_mod.COMMITTED:
+        raise CommandError(256, "Transaction %d has been committed." % txn.number)
     if txn.state == sess_mod.IN_PROGRESS:
         ctx.cluster.abort_txn(txn, "abortTransaction")
     return ok()
 
 
-def end_sessions(ctx, lsids, reason):
-    for lsid in lsids or []:
+def sessions_named(ctx, name):
+    """The existing sessions an endSessions/killSessions command names (validated like
+    mongod's parser: an array of {id: UUID} documents)."""
+    lsids = ctx.cmd.get(name)
+    if not isinstance(lsids, list):
+        raise CommandError(14, "BSON field '%s.%s' is the wrong type, expected type 'array'"
+                           % (name, name))
+    found = []
+    for lsid in lsids:
         if not isinstance(lsid, dict):
-            continue
-        s = ctx.cluster.sessions.pop(sess_mod.lsid_key(lsid), None)
+            raise CommandError(14, "BSON field '%s.%s' must contain documents" % (name, name))
+        if "id" not in lsid:
+            raise CommandError(40414, "BSON field '%s.id' is missing but a required field"
+                               % name)
+        if getattr(lsid["id"], "subtype", None) != 4:
+            raise CommandError(14, "BSON field '%s.id' is the wrong type, expected a UUID"
+                               % name)
+        s = ctx.cluster.sessions.get(sess_mod.lsid_key(lsid))
         if s is not None:
-            ctx.cluster.abort_session_txn(s, reason)
-            kill_session_cursors(ctx, s.key)
+            found.append(s)
+    return found
 
 
 def kill_session_cursors(ctx, key):
@@ -60,24 +79,39 @@ def kill_session_cursors(ctx, key):
         del ctx.cluster.cursors[cid]
 
 
+def kill_sessions(ctx, found):
+    """mongod's killSessions: abort each session's open transaction (releasing its
+    documents) and kill its cursors. The session itself lives on: its txnNumber and
+    retryable-write history stay, and later commands may use it again."""
+    for s in found:
+        ctx.cluster.abort_session_txn(s, "session killed")
+        kill_session_cursors(ctx, s.key)
+
+
 @command("endSessions")
 def cmd_end_sessions(ctx, cmd):
-    end_sessions(ctx, cmd.get("endSessions"), "session ended")
+    # mongod only marks the sessions as ending; its next session refresh (every
+    # logicalSessionRefreshMillis, 5 minutes) drops their records and kills their
+    # cursors, and nothing aborts an open transaction: that is left to killSessions or
+    # the transactionLifetimeLimitSeconds reaper. Here the cursors go at once.
+    for s in sessions_named(ctx, "endSessions"):
+        kill_session_cursors(ctx, s.key)
     return ok()
 
 
 @command("killSessions")
 def cmd_kill_sessions(ctx, cmd):
-    end_sessions(ctx, cmd.get("killSessions"), "session killed")
+    found = sessions_named(ctx, "killSessions")
+    if not cmd.get("killSessions"):
+        found = list(ctx.cluster.sessions.values())    # [] kills every session (no auth)
+    kill_sessions(ctx, found)
     return ok()
 
 
 @command("killAllSessions", "killAllSessionsByPattern")
 def cmd_kill_all_sessions(ctx, cmd):
-    for s in list(ctx.cluster.sessions.values()):
-        ctx.cluster.abort_session_txn(s, "session killed")
+    kill_sessions(ctx, list(ctx.cluster.sessions.values()))
     ctx.cluster.cursors.clear()
-    ctx.cluster.sessions.clear()
     return ok()
 
 

@@ -22,9 +22,11 @@ from .storage import keyof
 
 def run_statements(ctx, cmd, items, each, check=None):
     """Run each(i, item) as one write per statement; collect the write errors,
-    stopping at the first one when the command is ordered (mongod's rule).
-    check(item), when given, validates a statement before it runs."""
-    ordered = cmd.get("ordered", True)
+    stopping at the first one when the command is ordered or runs in a transaction
+    (mongod's rule: in a transaction the first write error fails the whole batch and
+    aborts the transaction). check(item), when given, validates a statement before it
+    runs."""
+    ordered = cmd.get("ordered", True) or ctx.txn is not None
     errors = []
     for i, item in enumerate(items):
         if check:
