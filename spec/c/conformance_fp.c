@@ -486,6 +486,140 @@ check_concurrent_increments (void)
    return true;
 }
 
+/* ===== blocked commits (the commit-phase benchmark's setting) ============================ */
+
+/* A commit run by a thread of its own, between barrier and join. */
+typedef struct {
+   mongoc_client_session_t *s;
+   pthread_barrier_t *start;
+   res_t *r; /* reply initialised (empty) by res_new; the thread replaces it */
+   int64_t t0, t1;
+} commit_job_t;
+
+static void *
+commit_thread (void *p)
+{
+   commit_job_t *j = p;
+   if (j->start) {
+      pthread_barrier_wait (j->start);
+   }
+   j->t0 = now_ms ();
+   bson_destroy (&j->r->reply);
+   j->r->ok = mongoc_client_session_commit_transaction (j->s, &j->r->reply, &j->r->err);
+   j->t1 = now_ms ();
+   return NULL;
+}
+
+/* Sets failCommand on commitTransaction of the cluster of client C for this run's appName:
+ * alwaysOn, blockConnection for MS milliseconds, no error (mode 'off' when MS < 0). */
+static res_t *
+block_commits (mongoc_client_t *c, int ms)
+{
+   if (ms < 0) {
+      return run (c, "admin", J ("{'configureFailPoint': 'failCommand', 'mode': 'off'}"), NULL);
+   }
+   return run (c, "admin",
+               J ("{'configureFailPoint': 'failCommand', 'mode': 'alwaysOn', 'data': {'appName':"
+                  " '%s', 'failCommands': ['commitTransaction'], 'blockConnection': true,"
+                  " 'blockTimeMS': %d}}", g.app, ms),
+               NULL);
+}
+
+/* blockConnection on commitTransaction delays the commit, which then succeeds, and only
+ * that connection waits: other clients of the cluster run meanwhile. */
+static bool
+check_fp_block_commit (void)
+{
+   mongoc_collection_t *coll = coll_of (g.main);
+   mongoc_client_t *c = client_new (g.uri1, g.app);
+   mongoc_collection_t *other = coll_of (client_new (g.uri1, g.app));
+   commit_job_t j = {NULL, NULL, res_new (), 0, 0};
+   int64_t t0, ms;
+   pthread_t th;
+
+   REQUIRE (insert (coll, NULL, J ("{'_id': 1}"))->ok, "seed insert failed");
+   j.s = open_txn (c, coll_of (c), 2);
+   if (!j.s) {
+      return false;
+   }
+   REQUIRE_OK (block_commits (g.main, 300), "configureFailPoint");
+   pthread_create (&th, NULL, commit_thread, &j);
+   sleep_ms (50);
+   t0 = now_ms ();
+   REQUIRE (insert (other, NULL, J ("{'_id': 3}"))->ok && find_one (other, NULL, J ("{'_id': 1}")),
+            "another client's insert and find during the blocked commit failed");
+   ms = now_ms () - t0;
+   pthread_join (th, NULL);
+   REQUIRE (j.r->ok, "the blocked commit: %s (blockConnection alone must not fail)",
+            describe (j.r));
+   REQUIRE (j.t1 - j.t0 >= 300, "the blocked commit took %lld ms, want >= 300",
+            (long long) (j.t1 - j.t0));
+   REQUIRE (ms < 200, "another client's insert and find took %lld ms during the blocked commit",
+            (long long) ms);
+   REQUIRE (count (coll, NULL, J ("{}")) == 3, "want the seed, the commit's and the other insert");
+   return true;
+}
+
+/* Commits on two clusters, each delayed 50 ms by blockConnection and started at once from
+ * two threads: the blocks run side by side (both done in about 50 ms, not 100), so a
+ * parallel commit phase can take one delay. Measured once, with a generous bound: this
+ * pins the server's semantics, it is not a performance figure. */
+static bool
+two_cluster_commits (mongoc_client_t *c1, mongoc_client_t *c2)
+{
+   pthread_barrier_t start;
+   commit_job_t j[2] = {{NULL, &start, res_new (), 0, 0}, {NULL, &start, res_new (), 0, 0}};
+   mongoc_client_t *cs[2] = {c1, c2};
+   pthread_t th[2];
+   int64_t total;
+   int i;
+
+   for (i = 0; i < 2; i++) {
+      j[i].s = open_txn (cs[i], coll_of (cs[i]), 1);
+      if (!j[i].s) {
+         return false;
+      }
+      REQUIRE_OK (block_commits (cs[i], 50), "configureFailPoint");
+   }
+   pthread_barrier_init (&start, NULL, 2);
+   for (i = 0; i < 2; i++) {
+      pthread_create (&th[i], NULL, commit_thread, &j[i]);
+   }
+   for (i = 0; i < 2; i++) {
+      pthread_join (th[i], NULL);
+   }
+   pthread_barrier_destroy (&start);
+   total = (j[0].t1 > j[1].t1 ? j[0].t1 : j[1].t1) - (j[0].t0 < j[1].t0 ? j[0].t0 : j[1].t0);
+   for (i = 0; i < 2; i++) {
+      REQUIRE (j[i].r->ok, "commit on cluster %d: %s", i + 1, describe (j[i].r));
+      REQUIRE (j[i].t1 - j[i].t0 >= 50, "commit on cluster %d took %lld ms, want >= 50 (blocked)",
+               i + 1, (long long) (j[i].t1 - j[i].t0));
+      REQUIRE (count (coll_of (cs[i]), NULL, J ("{}")) == 1,
+               "the commit on cluster %d is not visible", i + 1);
+   }
+   printf ("# %s: two blocked commits took %lld and %lld ms, %lld ms in all\n", g.check,
+           (long long) (j[0].t1 - j[0].t0), (long long) (j[1].t1 - j[1].t0), (long long) total);
+   REQUIRE (total < 90, "both 50 ms commits took %lld ms in all: the clusters' blocks did not "
+            "run side by side", (long long) total);
+   return true;
+}
+
+static bool
+check_fp_block_commit_two_clusters (void)
+{
+   mongoc_client_t *c2;
+   bool ok;
+
+   if (!g.uri2) {
+      SKIP ("XDBTX_TEST_URI2 is unset");
+   }
+   c2 = client_new (g.uri2, g.app);
+   run (c2, g.db, J ("{'create': '%s'}", g.check), NULL);
+   ok = two_cluster_commits (client_new (g.uri1, g.app), c2);
+   block_commits (c2, -1); /* the runner turns cluster 1's failpoint off */
+   return ok;
+}
+
 /* ===== runner ============================================================================ */
 
 static const conformance_check_t checks[] = {
@@ -511,6 +645,8 @@ static const conformance_check_t checks[] = {
    {"commit_transient_112", check_commit_transient_112},
    {"commit_transient_24", check_commit_transient_24},
    {"concurrent_increments", check_concurrent_increments},
+   {"fp_block_commit", check_fp_block_commit},
+   {"fp_block_commit_two_clusters", check_fp_block_commit_two_clusters},
 };
 
 int
