@@ -132,12 +132,22 @@ def cmd_list_indexes(ctx, cmd):
 
 def normalize_index(spec):
     key = spec.get("key")
+    if key is None:
+        raise CommandError(9, "Error in specification %r :: caused by :: The 'key' field is a "
+                              "required property of an index specification" % (dict(spec),))
     if not isinstance(key, dict) or not key:
-        raise CommandError(67, "Error in specification %r :: caused by :: The 'key' field must be "
-                               "a non-empty object" % (dict(spec),))
+        raise CommandError(67, "Error in specification %r :: caused by :: Index keys cannot be "
+                               "empty." % (dict(spec),))
     name = spec.get("name")
     if name is None:
-        name = "_".join("%s_%s" % (k, v) for k, v in key.items())
+        raise CommandError(9, "Error in specification %r :: caused by :: The 'name' field is a "
+                              "required property of an index specification" % (dict(spec),))
+    if not isinstance(name, str):
+        raise CommandError(14, "Error in specification %r :: caused by :: The field 'name' must "
+                               "be a string" % (dict(spec),))
+    if name == "":
+        raise CommandError(67, "Error in specification %r :: caused by :: index name cannot be "
+                               "empty" % (dict(spec),))
     out = SON([("v", 2), ("key", key), ("name", name)])
     for k, v in spec.items():
         if k not in ("key", "name", "v", "ns"):

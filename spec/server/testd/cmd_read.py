@@ -4,13 +4,15 @@ Results are materialized when a cursor opens (a point-in-time result of ctx.view
 cursors are kept per cluster and die with the transaction that opened them.
 """
 
+import functools
+
 from bson.int64 import Int64
 from bson.son import SON
 
 from . import engine
 from .commands import as_bool, coll_name, command, matching
 from .errors import CommandError
-from .storage import keyof, _path_values
+from .storage import keyof
 
 DEFAULT_BATCH = 101
 MAX_BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024
@@ -166,6 +168,34 @@ def cmd_count(ctx, cmd):
     return SON([("n", len(docs)), ("ok", 1.0)])
 
 
+def distinct_values(doc, path):
+    """The values distinct takes from doc at a dotted path, as mongod's
+    extractAllElementsAlongPath: a field named by the whole path first; arrays met along
+    the path are searched element by element (a numeric component indexes them instead);
+    an array at the end gives its elements (one level). Missing gives nothing."""
+    if path in doc:
+        v = doc[path]
+        return list(v) if isinstance(v, list) else [v]
+    head, dot, rest = path.partition(".")
+    if not dot or head not in doc:
+        return []
+    v = doc[head]
+    if isinstance(v, dict):
+        return distinct_values(v, rest)
+    if isinstance(v, list):
+        first = rest.split(".", 1)[0]
+        if first.isdigit():
+            return distinct_values(SON((str(i), e) for i, e in enumerate(v)), rest)
+        out = []
+        for e in v:
+            if isinstance(e, dict):
+                out.extend(distinct_values(e, rest))
+            elif isinstance(e, list):
+                out.extend(distinct_values(SON((str(i), x) for i, x in enumerate(e)), rest))
+        return out
+    return []
+
+
 @command("distinct")
 def cmd_distinct(ctx, cmd):
     ns = ctx.ns(coll_name(cmd, "distinct"))
@@ -175,9 +205,11 @@ def cmd_distinct(ctx, cmd):
     seen = set()
     values = []
     for d in matching(ctx, ns, cmd.get("query")):
-        for v in _path_values(d, key):
+        for v in distinct_values(d, key):
             k = keyof(v)
             if k not in seen:
                 seen.add(k)
                 values.append(v)
+    # mongod collects them in an ordered set (BSONElementSet): BSON order, first one kept
+    values.sort(key=functools.cmp_to_key(engine.compare))
     return SON([("values", values), ("ok", 1.0)])
