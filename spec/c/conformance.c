@@ -13,8 +13,9 @@
  * conformance_rules.c (the server's session rules driven by hand, the command log),
  * conformance_sessions.c (sessions outlive connections, killSessions, endSessions, the
  * lifetime limit, writes blocked by a transaction), conformance_fp.c (failCommand, commit
- * retries, error labels, concurrency) and conformance_api.c (the collection, index,
- * database and bulk-write API through libmongoc, in and out of transactions).
+ * retries, error labels, concurrency), conformance_api.c (the collection, index and
+ * database API through libmongoc, in and out of transactions) and conformance_bulk.c (bulk
+ * writes).
  *
  * Each check is a small function in the table at the bottom; it stops at its first failed
  * expectation (REQUIRE) and the runner prints one TAP line for it, releases what it created
