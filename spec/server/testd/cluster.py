@@ -6,7 +6,7 @@ blocking (slept outside the lock) and waits for documents locked by open transac
 (cond.wait, which releases it).  Every commit/abort notifies waiters.
 
 dispatch() is the per-command pipeline: log, session checkout (sessions.py), retryable
-write replay, failCommand, the handler from commands.py, then error labels, write
+write replay, failCommand, the handler from commands.py (cmd_*.py), then error labels, write
 concern and $clusterTime.  OpContext carries what a handler needs: its read view and
 the write path (`apply`) that enforces locks and conflicts.
 """
@@ -52,13 +52,14 @@ class Connection(object):
 class OpContext(object):
     """What a command handler works with."""
 
-    def __init__(self, cluster, conn, db, cmd, session, txn):
+    def __init__(self, cluster, conn, db, cmd, session, txn, kills=None):
         self.cluster = cluster
         self.conn = conn
         self.db = db
         self.cmd = cmd
         self.session = session
         self.txn = txn
+        self.kills = kills      # session.kills when the command checked its session out
         self.catalog = cluster.catalog
         self.view = TxnView(txn) if txn is not None else CommittedView(cluster.catalog)
         mt = cmd.get("maxTimeMS")
@@ -161,19 +162,28 @@ class OpContext(object):
     def wait_unblocked(self):
         """Wait (lock released) for a commit/abort; MaxTimeMSExpired past maxTimeMS.
 
-        Without maxTimeMS the wait is bounded by the lifetime limit: the reaper aborts the
-        transaction holding the lock by then (a few seconds of slack on top).
+        Without maxTimeMS it waits as long as mongod would: until the holder ends, at the
+        latest when the reaper aborts it at its expiry.
         """
-        if self.deadline is None:
-            limit = self.cluster.params["transactionLifetimeLimitSeconds"] + 5
-            self.deadline = time.monotonic() + limit
         deadline = self.deadline
+        if deadline is None:
+            self.cluster.cond.wait(0.5)
+            self.check_interrupted()
+            return
         left = deadline - time.monotonic()
         if left <= 0:
             raise CommandError(50, "operation exceeded time limit")
         self.cluster.cond.wait(min(left, 0.5))
+        self.check_interrupted()
         if time.monotonic() >= deadline:
             raise CommandError(50, "operation exceeded time limit")
+
+    def check_interrupted(self):
+        """Interrupted (11601) once killSessions has killed this command's session, as
+        mongod interrupts the operations running on a killed session."""
+        if self.session is not None and self.kills is not None \
+                and self.session.kills != self.kills:
+            raise CommandError(11601, "operation was interrupted")
 
 
 def write_conflict():
@@ -357,12 +367,11 @@ class Cluster(object):
             self.abort_txn(session.txn, reason)
 
     def reap(self):
-        """Abort transactions older than transactionLifetimeLimitSeconds."""
-        limit = self.params["transactionLifetimeLimitSeconds"]
+        """Abort transactions past their expiry (start + the lifetime limit then in force)."""
         now = time.monotonic()
         with self.cond:
             for txn in self.open_txns():
-                if now - txn.started > limit:
+                if now > txn.expires:
                     self.abort_txn(txn, "transaction expired: transactionLifetimeLimitSeconds")
 
     # ----- command log -----
@@ -446,6 +455,11 @@ class Cluster(object):
         from . import commands
         if name.startswith("xdbtx") or name in commands.NO_SESSION_COMMANDS:
             try:
+                if name != "configureFailPoint" and not name.startswith("xdbtx"):
+                    with self.cond:
+                        fp = self.failpoints.check(name, conn.app_name)
+                    if fp is not None:
+                        self.apply_failpoint_pre(fp)
                 with self.cond:
                     reply = commands.run(OpContext(self, conn, db, cmd, None, None), name)
             except CommandError as e:
@@ -471,6 +485,7 @@ class Cluster(object):
                     if session is None:
                         session = self.sessions[key] = sess_mod.Session(key, lsid)
                 co = sess_mod.checkout(self, session, name, cmd)
+                kills = session.kills if session is not None else None
                 if co.txn is not None and not txn_control:
                     statement = co.txn
                     if "writeConcern" in cmd:
@@ -493,9 +508,10 @@ class Cluster(object):
                             self.abort_txn(statement, "failpoint closeConnection")
                     raise
             with self.cond:
+                ctx = OpContext(self, conn, db, cmd, session, co.txn, kills)
+                ctx.check_interrupted()
                 if statement is not None and statement.state != sess_mod.IN_PROGRESS:
                     raise CommandError(251, "Transaction %d has been aborted." % statement.number)
-                ctx = OpContext(self, conn, db, cmd, session, co.txn)
                 reply = commands.run(ctx, name)
                 if statement is not None and reply.get("writeErrors"):
                     self.abort_txn(statement, "write error")
