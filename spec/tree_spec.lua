@@ -365,6 +365,7 @@ describe("the transaction tree", function()
         offs[#offs + 1] = x.on(name, function(ev) evs[#evs + 1] = ev end)
       end
       local out = x.run(build({ {} }, 2), { name = "evented" })
+      for k = 1, 2 do docs(k):delete_many {} end
       fail(2, { times = 1 }, { errorCode = 8 })
       local err = catch(x.run, build({ {} }, 2))
       for _, off in ipairs(offs) do off() end
