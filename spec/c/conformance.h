@@ -41,7 +41,7 @@ static struct {
 static int arena_n;
 
 /* Registers P to be released with FN after the current check; returns P. */
-static void *
+static inline void *
 own (void *p, free_fn fn)
 {
    if (!p) {
@@ -57,7 +57,7 @@ own (void *p, free_fn fn)
    return p;
 }
 
-static void
+static inline void
 arena_release (void)
 {
    while (arena_n > 0) {
@@ -66,7 +66,7 @@ arena_release (void)
    }
 }
 
-static void
+static inline void
 res_free (void *p)
 {
    res_t *r = p;
@@ -75,7 +75,7 @@ res_free (void *p)
 }
 
 /* Returns a new result owned by the arena, reply initialised empty. */
-static res_t *
+static inline res_t *
 res_new (void)
 {
    res_t *r = calloc (1, sizeof *r);
@@ -83,7 +83,7 @@ res_new (void)
    return own (r, res_free);
 }
 
-static void
+static inline void
 bson_free_doc (void *p)
 {
    bson_destroy (p);
@@ -122,20 +122,20 @@ J (const char *fmt, ...)
 /* ---- reading replies ------------------------------------------------------------------ */
 
 /* The server error code of R: 0 when it succeeded. */
-static uint32_t
+static inline uint32_t
 code (const res_t *r)
 {
    return r->ok ? 0 : r->err.code;
 }
 
-static bool
+static inline bool
 has_label (const res_t *r, const char *label)
 {
    return mongoc_error_has_label (&r->reply, label);
 }
 
 /* The int64 value at dotted PATH in DOC (may be NULL), or DEFLT. */
-static int64_t
+static inline int64_t
 get_int (const bson_t *doc, const char *path, int64_t deflt)
 {
    bson_iter_t it, f;
@@ -147,7 +147,7 @@ get_int (const bson_t *doc, const char *path, int64_t deflt)
 }
 
 /* The UTF-8 string at dotted PATH in DOC (may be NULL), or "". */
-static const char *
+static inline const char *
 get_str (const bson_t *doc, const char *path)
 {
    bson_iter_t it, f;
@@ -159,7 +159,7 @@ get_str (const bson_t *doc, const char *path)
 }
 
 /* A short description of R for failure reasons: "code N: message". */
-static const char *
+static inline const char *
 describe (const res_t *r)
 {
    static char buf[8][600];
@@ -175,13 +175,13 @@ describe (const res_t *r)
 
 /* ---- time ------------------------------------------------------------------------------ */
 
-static int64_t
+static inline int64_t
 now_ms (void)
 {
    return bson_get_monotonic_time () / 1000;
 }
 
-static void
+static inline void
 sleep_ms (long ms)
 {
    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -235,19 +235,19 @@ static struct {
 
 /* ---- clients, sessions, commands ------------------------------------------------------- */
 
-static void
+static inline void
 client_free (void *p)
 {
    mongoc_client_destroy (p);
 }
 
-static void
+static inline void
 session_free (void *p)
 {
    mongoc_client_session_destroy (p);
 }
 
-static void
+static inline void
 coll_free (void *p)
 {
    mongoc_collection_destroy (p);
@@ -255,7 +255,7 @@ coll_free (void *p)
 
 /* A parsed copy of URI_STR with short timeouts (unless the URI sets them) and APP as appName;
  * the caller owns it. */
-static mongoc_uri_t *
+static inline mongoc_uri_t *
 make_uri (const char *uri_str, const char *app)
 {
    bson_error_t err;
@@ -281,7 +281,7 @@ make_uri (const char *uri_str, const char *app)
 }
 
 /* A new single-threaded client for URI_STR named APP (NULL: unnamed); not in the arena. */
-static mongoc_client_t *
+static inline mongoc_client_t *
 client_new_raw (const char *uri_str, const char *app)
 {
    bson_error_t err;
@@ -297,14 +297,14 @@ client_new_raw (const char *uri_str, const char *app)
 }
 
 /* A new client owned by the arena. */
-static mongoc_client_t *
+static inline mongoc_client_t *
 client_new (const char *uri_str, const char *app)
 {
    return own (client_new_raw (uri_str, app), client_free);
 }
 
 /* A new session on C, owned by the arena (destroying it aborts an open transaction). */
-static mongoc_client_session_t *
+static inline mongoc_client_session_t *
 session_new (mongoc_client_t *c)
 {
    bson_error_t err;
@@ -316,14 +316,14 @@ session_new (mongoc_client_t *c)
 }
 
 /* The current check's collection on client C, owned by the arena. */
-static mongoc_collection_t *
+static inline mongoc_collection_t *
 coll_of (mongoc_client_t *c)
 {
    return own (mongoc_client_get_collection (c, g.db, g.check), coll_free);
 }
 
 /* OPTS (may be NULL) plus S's lsid (S may be NULL); a new document owned by the arena. */
-static bson_t *
+static inline bson_t *
 with_session (const bson_t *opts, mongoc_client_session_t *s)
 {
    bson_error_t err;
@@ -338,7 +338,7 @@ with_session (const bson_t *opts, mongoc_client_session_t *s)
 /* Runs the raw command CMD on DB through C (in S's transaction when S is in one). libmongoc
  * does not retry generic commands, so a failpoint hits exactly one attempt. Write errors in
  * an ok:1 reply count as a failure, like libmongoc's own write helpers report them. */
-static res_t *
+static inline res_t *
 run (mongoc_client_t *c, const char *db, const bson_t *cmd, mongoc_client_session_t *s)
 {
    res_t *r = res_new ();
@@ -356,7 +356,7 @@ run (mongoc_client_t *c, const char *db, const bson_t *cmd, mongoc_client_sessio
 }
 
 /* R's reply as relaxed extended JSON, owned by the arena (for failure reasons). */
-static const char *
+static inline const char *
 reply_json (const res_t *r)
 {
    char *json = bson_as_relaxed_extended_json (&r->reply, NULL);
@@ -364,7 +364,7 @@ reply_json (const res_t *r)
 }
 
 /* Runs an admin command on the main client. */
-static res_t *
+static inline res_t *
 admin (const bson_t *cmd)
 {
    return run (g.main, "admin", cmd, NULL);
@@ -372,7 +372,7 @@ admin (const bson_t *cmd)
 
 /* Sets the failCommand failpoint: MODE is JSON ('alwaysOn', {'times': 1}, ...), DATA the
  * members of its data document besides appName, which is APP. */
-static res_t *
+static inline res_t *
 failpoint_for (const char *app, const char *mode, const char *data)
 {
    return admin (J ("{'configureFailPoint': 'failCommand', 'mode': %s,"
@@ -380,13 +380,13 @@ failpoint_for (const char *app, const char *mode, const char *data)
                     mode, app, data));
 }
 
-static res_t *
+static inline res_t *
 failpoint (const char *mode, const char *data)
 {
    return failpoint_for (g.app, mode, data);
 }
 
-static void
+static inline void
 failpoint_off (void)
 {
    admin (J ("{'configureFailPoint': 'failCommand', 'mode': 'off'}"));
@@ -397,7 +397,7 @@ failpoint_off (void)
 
 /* ---- collection operations, each returning a result ------------------------------------ */
 
-static res_t *
+static inline res_t *
 insert (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *doc)
 {
    res_t *r = res_new ();
@@ -406,7 +406,7 @@ insert (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *doc
    return r;
 }
 
-static res_t *
+static inline res_t *
 update (mongoc_collection_t *coll,
         mongoc_client_session_t *s,
         const bson_t *filter,
@@ -421,7 +421,7 @@ update (mongoc_collection_t *coll,
 
 /* The number of documents matching FILTER as seen by S (or outside any session), or -1
  * (the error is printed as a TAP comment). */
-static int64_t
+static inline int64_t
 count (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *filter)
 {
    bson_error_t err;
@@ -434,7 +434,7 @@ count (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *filt
 }
 
 /* The first document matching FILTER, a copy owned by the arena, or NULL. */
-static bson_t *
+static inline bson_t *
 find_one (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *filter)
 {
    const bson_t *doc;
@@ -450,7 +450,7 @@ find_one (mongoc_collection_t *coll, mongoc_client_session_t *s, const bson_t *f
 
 /* Starts a transaction on S with the options in OPTS_JSON (NULL: none), which may name a
  * 'readConcern' level, 'writeConcern': 'majority' and 'maxCommitTimeMS'. */
-static res_t *
+static inline res_t *
 start (mongoc_client_session_t *s, const char *opts_json)
 {
    res_t *r = res_new ();
@@ -476,7 +476,7 @@ start (mongoc_client_session_t *s, const char *opts_json)
    return r;
 }
 
-static res_t *
+static inline res_t *
 commit (mongoc_client_session_t *s)
 {
    res_t *r = res_new ();
@@ -485,7 +485,7 @@ commit (mongoc_client_session_t *s)
    return r;
 }
 
-static res_t *
+static inline res_t *
 abort_txn (mongoc_client_session_t *s)
 {
    res_t *r = res_new ();
@@ -495,7 +495,7 @@ abort_txn (mongoc_client_session_t *s)
 
 /* A session on C with a transaction started and its first statement (an insert of
  * {_id: FIRST_ID}) done, so the snapshot is established; NULL with a reason on failure. */
-static mongoc_client_session_t *
+static inline mongoc_client_session_t *
 open_txn (mongoc_client_t *c, mongoc_collection_t *coll, int first_id)
 {
    mongoc_client_session_t *s = session_new (c);
@@ -534,7 +534,7 @@ typedef struct {
 /* On client C: opens a transaction (open_txn, first _id 1), sets the failpoint MODE on
  * commitTransaction with the further data members DATA, then commits once. False with a
  * reason when a step before the commit fails. */
-static bool
+static inline bool
 commit_with_failpoint (mongoc_client_t *c, const char *mode, const char *data, fp_commit_t *t)
 {
    char fp_data[512];
@@ -569,7 +569,7 @@ static struct {
    bool failed_rwe[4]; /* whether each failed reply carried RetryableWriteError */
 } commits;
 
-static void
+static inline void
 on_started (const mongoc_apm_command_started_t *e)
 {
    const bson_t *cmd = mongoc_apm_command_started_get_command (e);
@@ -606,7 +606,7 @@ on_started (const mongoc_apm_command_started_t *e)
    }
 }
 
-static void
+static inline void
 on_failed (const mongoc_apm_command_failed_t *e)
 {
    int i = commits.failed;
@@ -622,7 +622,7 @@ on_failed (const mongoc_apm_command_failed_t *e)
 
 /* A new client (arena) on cluster 1 whose commitTransaction commands are recorded in
  * `commits`, which is reset. */
-static mongoc_client_t *
+static inline mongoc_client_t *
 client_with_apm (void)
 {
    mongoc_client_t *c = client_new (g.uri1, g.app);
@@ -633,6 +633,123 @@ client_with_apm (void)
    mongoc_apm_callbacks_destroy (cb);
    memset (&commits, 0, sizeof commits);
    return c;
+}
+
+/* ---- the runner -------------------------------------------------------------------------- */
+
+/* One row of a program's check table: the check's name (also its collection's) and body. */
+typedef struct {
+   const char *name;
+   bool (*fn) (void);
+} conformance_check_t;
+
+/* libmongoc's warnings become TAP comments, except the expected "Error in abortTransaction"
+ * after the server already aborted a transaction (WriteConflict, expiry, ...), which is
+ * counted and reported once per check. */
+static pthread_mutex_t abort_warnings_mu = PTHREAD_MUTEX_INITIALIZER;
+static int abort_warnings;
+
+static inline void
+log_handler (mongoc_log_level_t level, const char *domain, const char *msg, void *data)
+{
+   if (level > MONGOC_LOG_LEVEL_WARNING) {
+      return;
+   }
+   if (strncmp (msg, "Error in abortTransaction", 25) == 0) {
+      pthread_mutex_lock (&abort_warnings_mu);
+      abort_warnings++;
+      pthread_mutex_unlock (&abort_warnings_mu);
+      return;
+   }
+   printf ("# libmongoc %s: %s\n", mongoc_log_level_str (level), msg);
+}
+
+static inline void
+drop_db (const char *uri, const char *db)
+{
+   mongoc_client_t *c = client_new_raw (uri, g.app);
+   bson_t *cmd = BCON_NEW ("dropDatabase", BCON_INT32 (1));
+   mongoc_client_command_simple (c, db, cmd, NULL, NULL, NULL);
+   bson_destroy (cmd);
+   mongoc_client_destroy (c);
+}
+
+static inline int
+conformance_main (const conformance_check_t *checks, int n)
+{
+   const char *only = getenv ("XDBTX_CONFORMANCE_ONLY"); /* run one check by name */
+   int i, tap = 0, failed = 0;
+
+   setvbuf (stdout, NULL, _IOLBF, 0);
+   g.uri1 = getenv ("XDBTX_TEST_URI");
+   g.uri2 = getenv ("XDBTX_TEST_URI2");
+   g.uri_standalone = getenv ("XDBTX_TEST_STANDALONE_URI");
+   if (g.uri2 && !*g.uri2) {
+      g.uri2 = NULL;
+   }
+   if (g.uri_standalone && !*g.uri_standalone) {
+      g.uri_standalone = NULL;
+   }
+   if (!g.uri1 || !*g.uri1) {
+      printf ("1..0 # SKIP no server\n");
+      return 0;
+   }
+   mongoc_init ();
+   mongoc_log_set_handler (log_handler, NULL);
+   snprintf (g.db, sizeof g.db, "xdbtx_conf_%ld", (long) getpid ());
+   snprintf (g.db2, sizeof g.db2, "xdbtx_conf_%ld_b", (long) getpid ());
+   snprintf (g.app, sizeof g.app, "xdbtx-conf-%ld", (long) getpid ());
+   snprintf (g.other_app, sizeof g.other_app, "xdbtx-conf-other-%ld", (long) getpid ());
+   g.main = client_new_raw (g.uri1, g.app);
+
+   for (i = 0; i < n; i++) {
+      bool ok;
+      int64_t t0;
+      if (only && strcmp (only, checks[i].name) != 0) {
+         continue;
+      }
+      g.check = checks[i].name;
+      g.why[0] = '\0';
+      g.skipped = false;
+      run (g.main, g.db, J ("{'create': '%s'}", g.check), NULL);
+      t0 = now_ms ();
+      ok = checks[i].fn ();
+      arena_release ();
+      failpoint_off ();
+      arena_release ();
+      tap++;
+      for (char *c = g.why; *c; c++) {
+         if (*c == '\n' || *c == '\r') {
+            *c = ' '; /* one TAP line per check */
+         }
+      }
+      if (now_ms () - t0 > 5000) {
+         printf ("# %s took %lld ms\n", g.check, (long long) (now_ms () - t0));
+      }
+      if (abort_warnings) {
+         printf ("# %s: %d expected 'Error in abortTransaction' warnings from libmongoc\n",
+                 g.check, abort_warnings);
+         abort_warnings = 0;
+      }
+      if (g.skipped) {
+         printf ("ok %d - %s # SKIP %s\n", tap, g.check, g.why);
+      } else if (ok) {
+         printf ("ok %d - %s\n", tap, g.check);
+      } else {
+         failed++;
+         printf ("not ok %d - %s # %s\n", tap, g.check, g.why);
+      }
+   }
+
+   drop_db (g.uri1, g.db);
+   drop_db (g.uri1, g.db2);
+   if (g.uri2) {
+      drop_db (g.uri2, g.db);
+   }
+   mongoc_client_destroy (g.main);
+   mongoc_cleanup ();
+   printf ("1..%d\n", tap);
+   return failed ? 1 : 0;
 }
 
 #endif

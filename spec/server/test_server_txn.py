@@ -122,6 +122,12 @@ def find_all(c, db, coll, flt=None, **kw):
     return r["cursor"]["firstBatch"] if r.get("ok") else r
 
 
+def ids(c, db, coll, **kw):
+    """The sorted _ids find returns, or its error reply."""
+    docs = find_all(c, db, coll, **kw)
+    return sorted(d["_id"] for d in docs) if isinstance(docs, list) else docs
+
+
 def main():
     proc, (port,) = start_server("--port", "0")
     sproc, (sport,) = start_server("--standalone", "--port", "0")
@@ -275,14 +281,6 @@ def run_tests(port, sport):
     ok(r.get("code") == 251, "expired transaction was aborted", r)
     c.run("admin", cmd("setParameter", 1, transactionLifetimeLimitSeconds=60))
 
-    # endSessions aborts
-    s8 = lsid()
-    c.run("t", cmd("insert", "c", documents=[{"_id": "es"}]), lsid=s8, txnNumber=Int64(1),
-          startTransaction=True, autocommit=False)
-    c.run("admin", cmd("endSessions", [s8]))
-    r = c.run("t", cmd("insert", "c", documents=[{"_id": "es"}]), maxTimeMS=500)
-    ok(r.get("n") == 1, "endSessions aborted the transaction and released its locks", r)
-
     # retryable write replay
     s9 = lsid()
     r1 = c.run("t", cmd("insert", "rw", documents=[{"_id": 1}]), lsid=s9, txnNumber=Int64(5))
@@ -330,6 +328,7 @@ def run_tests(port, sport):
     r = sc.run("t", cmd("insert", "c", documents=[{"_id": 1}]))
     ok(r.get("n") == 1, "standalone: plain writes work", r)
 
+    session_tests(port)
     crud_tests(c)
     wire_tests(c)
     bank_test(port)
@@ -340,6 +339,121 @@ def run_tests(port, sport):
     ok([d["name"] for d in r["databases"]] == ["admin", "config", "local"],
        "xdbtxReset drops all data", r)
 
+
+
+def session_tests(port):
+    """Sessions outlive their connections (what crash recovery relies on): a transaction
+    whose client vanished stays open and holds its documents; any connection may continue
+    it; killSessions from another connection aborts it and frees its documents; endSessions
+    does not (mongod only schedules the session's cleanup, which never aborts); the
+    lifetime limit in force when a transaction starts is the one that expires it."""
+    admin = Client(port)
+    admin.run("admin", cmd("xdbtxReset", 1))
+    admin.run("s", cmd("insert", "c", documents=[{"_id": "held", "n": 0}]))
+    s = lsid()
+    t1 = dict(lsid=s, txnNumber=Int64(1), autocommit=False)
+
+    gone = Client(port)
+    r = gone.run("s", cmd("update", "c", updates=[{"q": {"_id": "held"},
+                                                    "u": {"$inc": {"n": 1}}}]),
+                 startTransaction=True, **t1)
+    gone.run("s", cmd("insert", "c", documents=[{"_id": "d1"}]), **t1)
+    gone.close()
+    ok(r.get("nModified") == 1, "a transaction updates a document, then its connection closes", r)
+    time.sleep(0.1)
+    other = Client(port)
+    ok(ids(other, "s", "c") == ["held"] and find_all(other, "s", "c", {"_id": "held"})[0]["n"] == 0,
+       "its writes stay invisible after the connection is gone", find_all(other, "s", "c"))
+    t0 = time.time()
+    r = other.run("s", cmd("update", "c", updates=[{"q": {"_id": "held"}, "u": {"$set": {"x": 1}}}],
+                           maxTimeMS=200))
+    ok(r.get("code") == 50 and time.time() - t0 >= 0.2,
+       "and it still holds its document: a plain write times out (MaxTimeMSExpired)", r)
+
+    cont = Client(port)
+    r = cont.run("s", cmd("insert", "c", documents=[{"_id": "d2"}]), **t1)
+    seen = ids(cont, "s", "c", **t1)
+    ok(r.get("n") == 1 and seen == ["d1", "d2", "held"],
+       "another connection continues the transaction with the same lsid and txnNumber",
+       (r, seen))
+    r = cont.run("s", cmd("insert", "c", documents=[{"_id": "d3"}]), startTransaction=True, **t1)
+    ok(r.get("code") == 117,
+       "startTransaction at the active txnNumber: ConflictingOperationInProgress", r)
+
+    r = other.run("admin", cmd("endSessions", [s]))
+    r2 = other.run("s", cmd("update", "c", updates=[{"q": {"_id": "held"},
+                                                     "u": {"$set": {"x": 1}}}], maxTimeMS=200))
+    ok(r.get("ok") == 1 and r2.get("code") == 50,
+       "endSessions does not abort the open transaction (mongod leaves that to killSessions "
+       "or the lifetime limit)", (r, r2))
+
+    result = {}
+    waiter_conn = Client(port)
+
+    def waiter():
+        result["r"] = waiter_conn.run("s", cmd("update", "c", updates=[
+            {"q": {"_id": "held"}, "u": {"$set": {"w": 1}}}]))
+    th = threading.Thread(target=waiter)
+    th.start()
+    time.sleep(0.2)
+    blocked = th.is_alive()
+    killer = Client(port)
+    r = killer.run("admin", cmd("killSessions", [SON([("id", s["id"])])]))
+    th.join(5)
+    ok(blocked and r.get("ok") == 1 and result.get("r", {}).get("nModified") == 1,
+       "killSessions [{id}] from a third connection aborts it and the waiting write proceeds",
+       (blocked, r, result))
+    r = cont.run("admin", cmd("commitTransaction", 1), **t1)
+    ok(r.get("code") == 251 and labels(r) == ["TransientTransactionError"],
+       "a later commit gets NoSuchTransaction with TransientTransactionError", r)
+    docs = find_all(admin, "s", "c")
+    ok(ids(admin, "s", "c") == ["held"] and docs[0]["n"] == 0 and docs[0].get("w") == 1,
+       "the killed transaction's writes are gone", docs)
+    r = cont.run("s", cmd("find", "c"), lsid=s, txnNumber=Int64(0), startTransaction=True,
+                 autocommit=False)
+    ok(r.get("code") == 225, "the killed session keeps its txnNumber (TransactionTooOld)", r)
+    r = cont.run("s", cmd("insert", "c", documents=[{"_id": "d4"}]), lsid=s,
+                 txnNumber=Int64(2), startTransaction=True, autocommit=False)
+    r2 = cont.run("admin", cmd("commitTransaction", 1), lsid=s, txnNumber=Int64(2),
+                  autocommit=False)
+    ok(r.get("n") == 1 and r2.get("ok") == 1, "and can run a new transaction", (r, r2))
+
+    s2, s3 = lsid(), lsid()
+    for sx in (s2, s3):
+        admin.run("s", cmd("insert", "k", documents=[{"_id": sx["id"]}]), lsid=sx,
+                  txnNumber=Int64(1), startTransaction=True, autocommit=False)
+    admin.run("admin", cmd("killSessions", []))
+    r = admin.run("admin", cmd("commitTransaction", 1), lsid=s2, txnNumber=Int64(1),
+                  autocommit=False)
+    r2 = admin.run("admin", cmd("commitTransaction", 1), lsid=s3, txnNumber=Int64(1),
+                   autocommit=False)
+    ok(r.get("code") == 251 and r2.get("code") == 251, "killSessions [] kills every session",
+       (r, r2))
+    r = admin.run("admin", cmd("killSessions", [{"id": 1}]))
+    ok(r.get("code") == 14, "killSessions wants {id: UUID} documents", r)
+
+    # the lifetime limit is fixed when the transaction starts (mongod's transactionExpireDate)
+    s4, s5 = lsid(), lsid()
+    admin.run("s", cmd("insert", "c", documents=[{"_id": "old"}]), lsid=s4, txnNumber=Int64(1),
+              startTransaction=True, autocommit=False)
+    admin.run("admin", cmd("setParameter", 1, transactionLifetimeLimitSeconds=1))
+    gone = Client(port)
+    gone.run("s", cmd("insert", "c", documents=[{"_id": "new"}]), lsid=s5, txnNumber=Int64(1),
+             startTransaction=True, autocommit=False)
+    gone.close()
+    t0 = time.time()
+    r = admin.run("s", cmd("insert", "c", documents=[{"_id": "new"}]), maxTimeMS=5000)
+    waited = time.time() - t0
+    r2 = admin.run("admin", cmd("commitTransaction", 1), lsid=s4, txnNumber=Int64(1),
+                   autocommit=False)
+    admin.run("admin", cmd("setParameter", 1, transactionLifetimeLimitSeconds=60))
+    ok(r.get("n") == 1 and 0.5 < waited < 2.5,
+       "an abandoned transaction started under a 1 s limit is reaped: the blocked insert "
+       "goes through", (r, waited))
+    ok(r2.get("ok") == 1, "one started under the 60 s limit is not, though the limit is now 1 s",
+       r2)
+    for cl in (admin, other, cont, waiter_conn, killer):
+        cl.close()
 
 
 def crud_tests(c):

@@ -2,6 +2,7 @@
 
 Modules: wire (OP_QUERY/OP_MSG framing), server (sockets, threads, main), cluster (one
 emulated replica set: dispatch, locks, transactions), sessions (lsid/txnNumber rules),
-storage (multi-version documents), commands (command handlers), failpoints
+storage (multi-version documents), commands (the command registry and shared helpers;
+handlers in cmd_write, cmd_read, cmd_ddl, cmd_admin), failpoints
 (failCommand), errors (codes and labels), engine (query/update/aggregation semantics).
 """

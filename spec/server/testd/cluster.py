@@ -6,7 +6,7 @@ blocking (slept outside the lock) and waits for documents locked by open transac
 (cond.wait, which releases it).  Every commit/abort notifies waiters.
 
 dispatch() is the per-command pipeline: log, session checkout (sessions.py), retryable
-write replay, failCommand, the handler from commands.py, then error labels, write
+write replay, failCommand, the handler from commands.py (cmd_*.py), then error labels, write
 concern and $clusterTime.  OpContext carries what a handler needs: its read view and
 the write path (`apply`) that enforces locks and conflicts.
 """
@@ -161,13 +161,13 @@ class OpContext(object):
     def wait_unblocked(self):
         """Wait (lock released) for a commit/abort; MaxTimeMSExpired past maxTimeMS.
 
-        Without maxTimeMS the wait is bounded by the lifetime limit: the reaper aborts the
-        transaction holding the lock by then (a few seconds of slack on top).
+        Without maxTimeMS it waits as long as mongod would: until the holder ends, at the
+        latest when the reaper aborts it at its expiry.
         """
-        if self.deadline is None:
-            limit = self.cluster.params["transactionLifetimeLimitSeconds"] + 5
-            self.deadline = time.monotonic() + limit
         deadline = self.deadline
+        if deadline is None:
+            self.cluster.cond.wait(0.5)
+            return
         left = deadline - time.monotonic()
         if left <= 0:
             raise CommandError(50, "operation exceeded time limit")
@@ -357,12 +357,11 @@ class Cluster(object):
             self.abort_txn(session.txn, reason)
 
     def reap(self):
-        """Abort transactions older than transactionLifetimeLimitSeconds."""
-        limit = self.params["transactionLifetimeLimitSeconds"]
+        """Abort transactions past their expiry (start + the lifetime limit then in force)."""
         now = time.monotonic()
         with self.cond:
             for txn in self.open_txns():
-                if now - txn.started > limit:
+                if now > txn.expires:
                     self.abort_txn(txn, "transaction expired: transactionLifetimeLimitSeconds")
 
     # ----- command log -----
@@ -446,6 +445,11 @@ class Cluster(object):
         from . import commands
         if name.startswith("xdbtx") or name in commands.NO_SESSION_COMMANDS:
             try:
+                if name != "configureFailPoint" and not name.startswith("xdbtx"):
+                    with self.cond:
+                        fp = self.failpoints.check(name, conn.app_name)
+                    if fp is not None:
+                        self.apply_failpoint_pre(fp)
                 with self.cond:
                     reply = commands.run(OpContext(self, conn, db, cmd, None, None), name)
             except CommandError as e:

@@ -22,7 +22,7 @@ ABORTED = "aborted"
 TXN_COMMANDS = frozenset([
     "find", "getMore", "killCursors", "insert", "update", "delete", "findAndModify",
     "findandmodify", "aggregate", "distinct", "create", "createIndexes",
-    "commitTransaction", "abortTransaction", "bulkWrite",
+    "commitTransaction", "abortTransaction",
 ])
 RETRYABLE_WRITES = frozenset(["insert", "update", "delete", "findAndModify", "findandmodify",
                               "commitTransaction", "abortTransaction"])
@@ -35,7 +35,7 @@ def lsid_key(lsid):
 
 
 class Transaction(object):
-    def __init__(self, session, number, catalog, read_concern):
+    def __init__(self, session, number, catalog, read_concern, lifetime):
         self.session = session
         self.number = number
         self.state = IN_PROGRESS
@@ -46,6 +46,8 @@ class Transaction(object):
         self.new_indexes = {}   # ns -> index specs created inside the txn (new collections)
         self.locks = set()
         self.started = time.monotonic()
+        # as in mongod, the limit in force when the transaction starts fixes its expiry
+        self.expires = self.started + lifetime
         self.read_concern = read_concern
         self.abort_reason = None
 
@@ -73,6 +75,20 @@ class Checkout(object):
         self.txn = txn
         self.retry_number = retry_number
         self.starts = starts
+
+
+def check_allowed_in_txn(name, db):
+    """mongod's CommandHelpers::canUseTransactions: OperationNotSupportedInTransaction (263)
+    for count, for commands outside the allow list and for the local and config databases."""
+    if name == "count":
+        raise CommandError(263, "Cannot run 'count' in a multi-document transaction. Please see "
+                                "http://dochub.mongodb.org/core/transaction-count for a "
+                                "recommended alternative.")
+    if name not in TXN_COMMANDS:
+        raise CommandError(263, "Cannot run '%s' in a multi-document transaction." % name)
+    if db in ("local", "config"):
+        raise CommandError(263, "Cannot run command against the '%s' database in a transaction."
+                           % db)
 
 
 def checkout(cluster, session, name, cmd):
@@ -120,18 +136,18 @@ def checkout(cluster, session, name, cmd):
 
     if autocommit is not False:
         raise CommandError(72, "Specifying autocommit=true is not allowed.")
+    check_allowed_in_txn(name, cmd.get("$db", "admin"))
     if txn_number < session.txn_number:
         raise CommandError(225, "Cannot start transaction %d on session because a newer "
                                 "transaction %d has already started."
                                 % (txn_number, session.txn_number))
     if start:
-        if name not in TXN_COMMANDS or name in ("commitTransaction", "abortTransaction"):
-            raise CommandError(263, "Cannot run '%s' in a multi-document transaction." % name)
+        if name in ("commitTransaction", "abortTransaction", "killCursors"):
+            raise CommandError(263, "Cannot run '%s' as the first statement of a "
+                                    "multi-document transaction." % name)
         if txn_number == session.txn_number:
-            raise CommandError(50911, "Cannot start a transaction at given transaction number %d "
-                                      "a transaction with the same number is in state %s"
-                                      % (txn_number,
-                                         session.txn.state if session.txn else "retryable write"))
+            raise CommandError(117, "Only servers in a sharded cluster can start a new "
+                                    "transaction at the active transaction number")
         rc = cmd.get("readConcern")
         if rc is not None:
             level = rc.get("level", "local")
@@ -141,7 +157,8 @@ def checkout(cluster, session, name, cmd):
         cluster.abort_session_txn(session, "superseded by a new transaction")
         session.txn_number = txn_number
         session.retry_cache = {}
-        session.txn = Transaction(session, txn_number, cluster.catalog, rc)
+        session.txn = Transaction(session, txn_number, cluster.catalog, rc,
+                                  cluster.params["transactionLifetimeLimitSeconds"])
         cluster.active_txns.add(session.txn)
         cluster.stats["totalStarted"] += 1
         return Checkout(txn=session.txn, starts=True)
@@ -151,8 +168,6 @@ def checkout(cluster, session, name, cmd):
         raise CommandError(251, "Given transaction number %d does not match any in-progress "
                                 "transactions. The active transaction number is %d"
                                 % (txn_number, session.txn_number))
-    if name not in TXN_COMMANDS:
-        raise CommandError(263, "Cannot run '%s' in a multi-document transaction." % name)
     if txn.state == COMMITTED:
         if name == "commitTransaction":
             return Checkout(txn=txn)
