@@ -156,6 +156,15 @@ xdbtx_check_client (lua_State *L, int idx)
    return c;
 }
 
+void
+xdbtx_add_methods (lua_State *L, const char *mt, const luaL_Reg *regs)
+{
+   luaL_getmetatable (L, mt);
+   lua_getfield (L, -1, "__index");
+   luaL_setfuncs (L, regs, 0);
+   lua_pop (L, 2);
+}
+
 /* ---- scratch box -------------------------------------------------------- */
 
 void
@@ -488,6 +497,7 @@ luaopen_xdbtx_core (lua_State *L)
    lua_pop (L, 1);
    xdbtx_open_session (L);
    xdbtx_open_collection (L);
+   xdbtx_open_cursor (L);
 
    luaL_newlib (L, funcs);
    xdbtx_lua_open_error (L, -1);

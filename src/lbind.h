@@ -1,7 +1,7 @@
 /*
  * lbind.h - private header of the binding's object files (binding.c,
- * lsession.c, lcollection.c): userdata layouts, metatable names and the
- * helpers they share. Never installed.
+ * lsession.c, lcollection.c, lcursor.c, ldocs.c, lopts.c): userdata
+ * layouts, metatable names and the helpers they share. Never installed.
  *
  * Every C object Lua sees is a box holding one core pointer; NULL means
  * closed. A child pins its parent in its user value (collection -> client,
@@ -138,10 +138,47 @@ int xdbtx_l_check_options (lua_State *L);
 void xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname,
                            const char *what);
 
-/* Register the Session / Collection+Cursor metatables (lsession.c,
- * lcollection.c). */
+/* Register the Session / Collection / Cursor metatables (lsession.c,
+ * lcollection.c, lcursor.c; the collection first: lcursor.c adds its
+ * find, find_one and aggregate to it). */
 void xdbtx_open_session (lua_State *L);
 void xdbtx_open_collection (lua_State *L);
+void xdbtx_open_cursor (lua_State *L);
+/* Add regs to the method table (__index) of the registered metatable mt. */
+void xdbtx_add_methods (lua_State *L, const char *mt, const luaL_Reg *regs);
+
+/* ---- shared by the Collection methods (lcollection.c) ------------------ */
+
+/* The Collection at argument 1 (raises otherwise), after fixing the
+ * argument slots to 5 so nothing pushed later moves them. */
+lcollection_t *xdbtx_check_coll (lua_State *L);
+/* The session argument (2) of an operation; without one the call borrows a
+ * pooled client, so unclosed ones are reclaimed first when the pool is out. */
+xdbtx_session_t *xdbtx_op_session (lua_State *L, lcollection_t *c, const char *fname);
+/* Free the call's memory (the scratch box, reply if not NULL), raise err. */
+int xdbtx_raise_with (lua_State *L, lscratch_t *sc, bson_t *reply, xdbtx_error_t *err);
+/* Set field of the table on top to reply[key] as an integer (0 if absent). */
+void xdbtx_push_count (lua_State *L, const bson_t *reply, const char *key, const char *field);
+/* Push one decoded value or raise (phase "decode"). */
+void xdbtx_push_value (lua_State *L, const bson_value_t *v);
+
+/* ---- argument documents (ldocs.c) -------------------------------------- */
+
+/* Encode the document at idx into sc->doc[slot] with an _id (a new
+ * ObjectId first when it had none); returns the final document, which stays
+ * owned by sc (sc->doc[slot]). */
+bson_t *xdbtx_encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot,
+                              const char *fname);
+/* Encode an update into sc->doc[slot]: a non-empty document of $-operators
+ * or a non-empty pipeline (a list of stages); anything else raises. */
+bson_t *xdbtx_encode_update (lua_State *L, int idx, lscratch_t *sc, int slot,
+                             const char *fname);
+/* Encode a replacement into sc->doc[slot]: no $-keys at its top level. */
+bson_t *xdbtx_encode_replacement (lua_State *L, int idx, lscratch_t *sc, int slot,
+                                  const char *fname);
+/* The length of the list at idx (keys exactly 1..n), or raise naming it
+ * `what` ("documents", "requests", ...). */
+size_t xdbtx_check_list (lua_State *L, int idx, const char *fname, const char *what);
 
 /* Make a Session / Collection userdata for the Client at client_idx. */
 int xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx);
