@@ -28,7 +28,8 @@ xdbtx_check_coll (lua_State *L)
 }
 
 int
-xdbtx_collection_push_new (lua_State *L, int client_idx, const char *db, const char *name)
+xdbtx_collection_push_new (lua_State *L, int client_idx, const char *db, const char *name,
+                           const xdbtx_defaults_t *defaults)
 {
    lclient_t *c = xdbtx_check_client (L, client_idx);
    lcollection_t *b;
@@ -38,7 +39,7 @@ xdbtx_collection_push_new (lua_State *L, int client_idx, const char *db, const c
    b->coll = NULL;
    luaL_setmetatable (L, XDBTX_COLLECTION_MT);
    xdbtx_pin (L, -1, client_idx);
-   b->coll = xdbtx_coll_new (c->pool, db, name);
+   b->coll = xdbtx_coll_new (c->pool, db, name, defaults);
    return 1;
 }
 
