@@ -416,6 +416,9 @@ client_drain_events (lua_State *L)
             lua_setfield (L, -2, ev->type == XDBTX_EVENT_STARTED ? "command" : "reply");
          }
          xdbtx_error_cleanup (&err);
+         /* the same document as BSON, for listeners that need its key order */
+         lua_pushlstring (L, (const char *) bson_get_data (ev->doc), ev->doc->len);
+         lua_setfield (L, -2, "bson");
       }
       lua_rawseti (L, -2, ++i);
    }

@@ -312,6 +312,11 @@ xdbtx_coll_distinct (xdbtx_coll_t *c, xdbtx_session_t *s, const char *field,
    return xdbtx_coll_end (&op, mc, ok, &error, reply, err);
 }
 
+/* libmongoc 1.23's mongoc_collection_estimated_document_count refuses any
+ * session ("must not specify explicit session", leaving its reply
+ * uninitialised), which would put this read outside the ambient
+ * transaction; so the same count command goes through read_command, which
+ * takes the session, and the server says whether it may run there. */
 bool
 xdbtx_coll_estimated_count (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
                             const mongoc_read_prefs_t *prefs, int64_t *count,
@@ -319,20 +324,29 @@ xdbtx_coll_estimated_count (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
 {
    xdbtx_op_t op;
    bson_error_t error;
-   bson_t reply;
+   bson_t reply, cmd = BSON_INITIALIZER;
+   bson_iter_t it;
    mongoc_collection_t *mc;
    bool ok;
 
    if (!xdbtx_session_check_read (s, err)) {
+      bson_destroy (&cmd);
       return false;
    }
-   mc = xdbtx_coll_begin (&op, c, s, opts, NULL, err);
+   mc = xdbtx_coll_begin (&op, c, s, opts, &reply, err);
    if (!mc) {
+      bson_destroy (&reply);
+      bson_destroy (&cmd);
       return false;
    }
-   *count = mongoc_collection_estimated_document_count (mc, op.opts, prefs, &reply, &error);
-   ok = xdbtx_coll_end (&op, mc, *count >= 0, &error, &reply, err);
+   BSON_APPEND_UTF8 (&cmd, "count", c->name);
+   ok = mongoc_collection_read_command_with_opts (mc, &cmd, prefs, op.opts, &reply, &error);
+   *count = ok && bson_iter_init_find (&it, &reply, "n") && BSON_ITER_HOLDS_NUMBER (&it)
+               ? bson_iter_as_int64 (&it)
+               : 0;
+   ok = xdbtx_coll_end (&op, mc, ok, &error, &reply, err);
    bson_destroy (&reply);
+   bson_destroy (&cmd);
    return ok;
 }
 

@@ -268,8 +268,9 @@ bool xdbtx_coll_distinct (xdbtx_coll_t *c, xdbtx_session_t *s, const char *field
                           const bson_t *filter, bson_t *opts,
                           const mongoc_read_prefs_t *prefs, bson_t *reply,
                           xdbtx_error_t *err);
-/* The collection's count from its metadata (libmongoc's
- * estimated_document_count, the `count` command). */
+/* The collection's count from its metadata: the `count` command without
+ * a query, as libmongoc's estimated_document_count sends it (which itself
+ * takes no session). */
 bool xdbtx_coll_estimated_count (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
                                  const mongoc_read_prefs_t *prefs, int64_t *count,
                                  xdbtx_error_t *err);
