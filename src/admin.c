@@ -178,7 +178,8 @@ xdbtx_db_defaults (const xdbtx_db_t *db)
 }
 
 /* The client and a short-lived mongoc_database_t with the handle's
- * defaults (outside a transaction only, as for collections). */
+ * defaults (which libmongoc leaves out inside a transaction, as for
+ * collections). */
 static mongoc_database_t *
 db_begin (xdbtx_op_t *op, xdbtx_db_t *db, xdbtx_session_t *s, bson_t *opts, bson_t *reply,
           xdbtx_error_t *err)
@@ -193,16 +194,14 @@ db_begin (xdbtx_op_t *op, xdbtx_db_t *db, xdbtx_session_t *s, bson_t *opts, bson
       return NULL;
    }
    md = mongoc_client_get_database (op->client, db->name);
-   if (!xdbtx_session_in_transaction (s)) {
-      if (d->read_concern) {
-         mongoc_database_set_read_concern (md, d->read_concern);
-      }
-      if (d->write_concern) {
-         mongoc_database_set_write_concern (md, d->write_concern);
-      }
-      if (d->read_prefs) {
-         mongoc_database_set_read_prefs (md, d->read_prefs);
-      }
+   if (d->read_concern) {
+      mongoc_database_set_read_concern (md, d->read_concern);
+   }
+   if (d->write_concern) {
+      mongoc_database_set_write_concern (md, d->write_concern);
+   }
+   if (d->read_prefs) {
+      mongoc_database_set_read_prefs (md, d->read_prefs);
    }
    return md;
 }

@@ -5,7 +5,7 @@
  * A handle is (pool, db, name, defaults): each call gets its client (the
  * session's, or one borrowed from the pool for the call and given back on
  * every path), makes a short-lived mongoc_collection_t carrying the
- * handle's defaults (outside transactions), runs one libmongoc operation
+ * handle's defaults, runs one libmongoc operation
  * and hands the caller libmongoc's reply, which is also where
  * errorLabels live. Options arrive already translated to libmongoc's names;
  * this file knows nothing of Lua.
@@ -77,12 +77,6 @@ xdbtx_coll_destroy (xdbtx_coll_t *c)
    }
 }
 
-const xdbtx_defaults_t *
-xdbtx_coll_defaults (const xdbtx_coll_t *c)
-{
-   return &c->defaults;
-}
-
 const char *
 xdbtx_coll_db (const xdbtx_coll_t *c)
 {
@@ -102,9 +96,11 @@ xdbtx_coll_pool (const xdbtx_coll_t *c)
 }
 
 /* reply is initialised on failure so the caller's "always initialised"
- * contract holds. Inside a transaction the handle's defaults are left out
- * (libmongoc would refuse an explicit write concern there, and the
- * transaction's read concern and preference rule its statements). */
+ * contract holds. The handle's defaults become the mongoc_collection_t's,
+ * which libmongoc leaves out inside a transaction, where the transaction's
+ * options rule (no write concern on its statements, its read concern on the
+ * first one, its read preference): spec/defaults_spec.lua and the spec
+ * tests' collectionOptions check that. */
 mongoc_collection_t *
 xdbtx_coll_begin (xdbtx_op_t *op, xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
                   bson_t *reply, xdbtx_error_t *err)
@@ -119,17 +115,14 @@ xdbtx_coll_begin (xdbtx_op_t *op, xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *o
       return NULL;
    }
    mc = mongoc_client_get_collection (op->client, c->db, c->name);
-   if ((d->read_concern || d->write_concern || d->read_prefs) &&
-       !xdbtx_session_in_transaction (s)) {
-      if (d->read_concern) {
-         mongoc_collection_set_read_concern (mc, d->read_concern);
-      }
-      if (d->write_concern) {
-         mongoc_collection_set_write_concern (mc, d->write_concern);
-      }
-      if (d->read_prefs) {
-         mongoc_collection_set_read_prefs (mc, d->read_prefs);
-      }
+   if (d->read_concern) {
+      mongoc_collection_set_read_concern (mc, d->read_concern);
+   }
+   if (d->write_concern) {
+      mongoc_collection_set_write_concern (mc, d->write_concern);
+   }
+   if (d->read_prefs) {
+      mongoc_collection_set_read_prefs (mc, d->read_prefs);
    }
    return mc;
 }

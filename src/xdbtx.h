@@ -86,8 +86,8 @@ typedef struct xdbtx_session_t xdbtx_session_t;
  * `readConcernLevel=` and `readPreference=` would be, so libmongoc applies
  * them everywhere, transactions included); a database's or collection's
  * belong to its handle (xdbtx_db_t, xdbtx_coll_t), which owns copies.
- * Inside a transaction none of them is sent: the transaction's own
- * options rule there. */
+ * Inside a transaction libmongoc sends none of them: the transaction's
+ * own options rule there. */
 typedef struct xdbtx_defaults_t {
    mongoc_read_concern_t *read_concern;
    mongoc_write_concern_t *write_concern;
@@ -230,8 +230,6 @@ void xdbtx_coll_destroy (xdbtx_coll_t *c);
 const char *xdbtx_coll_db (const xdbtx_coll_t *c);
 const char *xdbtx_coll_name (const xdbtx_coll_t *c);
 xdbtx_pool_t *xdbtx_coll_pool (const xdbtx_coll_t *c);
-/* The handle's own defaults (owned by it). */
-const xdbtx_defaults_t *xdbtx_coll_defaults (const xdbtx_coll_t *c);
 
 typedef enum {
    XDBTX_UPDATE_ONE,
@@ -358,6 +356,7 @@ xdbtx_db_t *xdbtx_db_new (xdbtx_pool_t *pool, const char *name,
 void xdbtx_db_destroy (xdbtx_db_t *db);
 const char *xdbtx_db_name (const xdbtx_db_t *db);
 xdbtx_pool_t *xdbtx_db_pool (const xdbtx_db_t *db);
+/* The handle's own defaults (owned by it). */
 const xdbtx_defaults_t *xdbtx_db_defaults (const xdbtx_db_t *db);
 /* dropDatabase (never an error for a database that does not exist). */
 bool xdbtx_db_drop (xdbtx_db_t *db, xdbtx_session_t *s, bson_t *opts, bson_t *reply,
