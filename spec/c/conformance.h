@@ -1,14 +1,17 @@
 /*
- * conformance.h - the harness of the test-server conformance suite (conformance.c).
+ * conformance.h - the harness of the test-server conformance suite (conformance*.c).
  *
- * A check is a `bool fn(void)` that stops at its first failed expectation with REQUIRE
- * (setting the reason the runner prints) or SKIP. Everything a check creates (clients,
- * sessions, collections, documents, command results) is registered in one per-check arena
- * and released by the runner after the check, in reverse order of creation, so libmongoc's
- * lifecycle (session before client) holds wherever a check stops. Documents are written as
- * JSON with single quotes, J("{'insert': '%s'}", name). Command outcomes come back as res_t
- * (ok, error, reply: labels live only in the reply). Only the main thread uses the arena;
- * threads started by a check use plain libmongoc.
+ * Each conformance*.c program is a table of checks handed to conformance_main (the runner,
+ * at the bottom: one TAP line per check); the helpers are static inline, so a program
+ * compiles only what it uses. A check is a `bool fn(void)` that stops at its first failed
+ * expectation with REQUIRE (setting the reason the runner prints) or SKIP. Everything a
+ * check creates (clients, sessions, collections, documents, command results) is registered
+ * in one per-check arena and released by the runner after the check, in reverse order of
+ * creation, so libmongoc's lifecycle (session before client) holds wherever a check stops.
+ * Documents are written as JSON with single quotes, J("{'insert': '%s'}", name). Command
+ * outcomes come back as res_t (ok, error, reply: labels live only in the reply). Only the
+ * main thread uses the arena; threads started by a check use plain libmongoc (a child
+ * process, a fresh client of its own).
  */
 #ifndef XDBTX_CONFORMANCE_H
 #define XDBTX_CONFORMANCE_H

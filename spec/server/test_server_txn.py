@@ -432,6 +432,35 @@ def session_tests(port):
     r = admin.run("admin", cmd("killSessions", [{"id": 1}]))
     ok(r.get("code") == 14, "killSessions wants {id: UUID} documents", r)
 
+    # a commit in flight (blocked by a failpoint) when killSessions hits its session is
+    # interrupted, as mongod interrupts operations running on a killed session
+    s6 = lsid()
+    slow = Client(port, app_name="slow-committer")
+    slow.run("s", cmd("insert", "k", documents=[{"_id": "inflight"}]), lsid=s6,
+             txnNumber=Int64(1), startTransaction=True, autocommit=False)
+    admin.run("admin", cmd("configureFailPoint", "failCommand", mode={"times": 1},
+                           data={"failCommands": ["commitTransaction"], "blockConnection": True,
+                                 "blockTimeMS": 400, "appName": "slow-committer"}))
+    result = {}
+
+    def committer():
+        t0 = time.time()
+        result["r"] = slow.run("admin", cmd("commitTransaction", 1), lsid=s6,
+                               txnNumber=Int64(1), autocommit=False)
+        result["dt"] = time.time() - t0
+    th = threading.Thread(target=committer)
+    th.start()
+    time.sleep(0.1)
+    admin.run("admin", cmd("killSessions", [s6]))
+    th.join(5)
+    r2 = admin.run("admin", cmd("commitTransaction", 1), lsid=s6, txnNumber=Int64(1),
+                   autocommit=False)
+    ok(result.get("r", {}).get("code") == 11601 and r2.get("code") == 251
+       and ids(admin, "s", "k") == [],
+       "a commit in flight when killSessions hits is Interrupted (11601); the transaction "
+       "is aborted", (result, r2))
+    slow.close()
+
     # the lifetime limit is fixed when the transaction starts (mongod's transactionExpireDate)
     s4, s5 = lsid(), lsid()
     admin.run("s", cmd("insert", "c", documents=[{"_id": "old"}]), lsid=s4, txnNumber=Int64(1),

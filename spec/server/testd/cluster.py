@@ -52,13 +52,14 @@ class Connection(object):
 class OpContext(object):
     """What a command handler works with."""
 
-    def __init__(self, cluster, conn, db, cmd, session, txn):
+    def __init__(self, cluster, conn, db, cmd, session, txn, kills=None):
         self.cluster = cluster
         self.conn = conn
         self.db = db
         self.cmd = cmd
         self.session = session
         self.txn = txn
+        self.kills = kills      # session.kills when the command checked its session out
         self.catalog = cluster.catalog
         self.view = TxnView(txn) if txn is not None else CommittedView(cluster.catalog)
         mt = cmd.get("maxTimeMS")
@@ -167,13 +168,22 @@ class OpContext(object):
         deadline = self.deadline
         if deadline is None:
             self.cluster.cond.wait(0.5)
+            self.check_interrupted()
             return
         left = deadline - time.monotonic()
         if left <= 0:
             raise CommandError(50, "operation exceeded time limit")
         self.cluster.cond.wait(min(left, 0.5))
+        self.check_interrupted()
         if time.monotonic() >= deadline:
             raise CommandError(50, "operation exceeded time limit")
+
+    def check_interrupted(self):
+        """Interrupted (11601) once killSessions has killed this command's session, as
+        mongod interrupts the operations running on a killed session."""
+        if self.session is not None and self.kills is not None \
+                and self.session.kills != self.kills:
+            raise CommandError(11601, "operation was interrupted")
 
 
 def write_conflict():
@@ -475,6 +485,7 @@ class Cluster(object):
                     if session is None:
                         session = self.sessions[key] = sess_mod.Session(key, lsid)
                 co = sess_mod.checkout(self, session, name, cmd)
+                kills = session.kills if session is not None else None
                 if co.txn is not None and not txn_control:
                     statement = co.txn
                     if "writeConcern" in cmd:
@@ -497,9 +508,10 @@ class Cluster(object):
                             self.abort_txn(statement, "failpoint closeConnection")
                     raise
             with self.cond:
+                ctx = OpContext(self, conn, db, cmd, session, co.txn, kills)
+                ctx.check_interrupted()
                 if statement is not None and statement.state != sess_mod.IN_PROGRESS:
                     raise CommandError(251, "Transaction %d has been aborted." % statement.number)
-                ctx = OpContext(self, conn, db, cmd, session, co.txn)
                 reply = commands.run(ctx, name)
                 if statement is not None and reply.get("writeErrors"):
                     self.abort_txn(statement, "write error")

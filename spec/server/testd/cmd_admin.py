@@ -80,10 +80,12 @@ def kill_session_cursors(ctx, key):
 
 
 def kill_sessions(ctx, found):
-    """mongod's killSessions: abort each session's open transaction (releasing its
-    documents) and kill its cursors. The session itself lives on: its txnNumber and
-    retryable-write history stay, and later commands may use it again."""
+    """mongod's killSessions: interrupt the session's commands in flight (they fail with
+    Interrupted, 11601: cluster.OpContext.check_interrupted), abort its open transaction
+    (releasing its documents) and kill its cursors. The session itself lives on: its
+    txnNumber and retryable-write history stay, and later commands may use it again."""
     for s in found:
+        s.kills += 1
         ctx.cluster.abort_session_txn(s, "session killed")
         kill_session_cursors(ctx, s.key)
 

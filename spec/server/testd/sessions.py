@@ -66,6 +66,7 @@ class Session(object):
         self.txn = None
         self.retry_cache = {}     # txnNumber -> (command name, reply)
         self.last_use = time.monotonic()
+        self.kills = 0            # killSessions count: commands in flight then are interrupted
 
 
 class Checkout(object):
