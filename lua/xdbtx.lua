@@ -11,6 +11,7 @@ the C core (xdbtx.core), which it re-exports unchanged.
   xdbtx.context      the ambient context (per coroutine) and routing
   xdbtx.session      Session objects
   xdbtx.collection   Collection and Cursor objects, hooks
+  xdbtx.database     Database objects
   xdbtx.client       Client objects
   xdbtx.attempt      the attempt/retry loop shared by every transaction kind
   xdbtx.transaction  client:transaction, with_transaction, sandbox, rollback
@@ -29,6 +30,7 @@ local E = require "xdbtx.events"
 local C = require "xdbtx.context"
 local S = require "xdbtx.session"
 local Col = require "xdbtx.collection"
+local Db = require "xdbtx.database"
 local Cl = require "xdbtx.client"
 local T = require "xdbtx.transaction"
 local Tr = require "xdbtx.tree"
@@ -57,5 +59,6 @@ M.recover = R.recover
 
 -- Types, for the safe variant and for tests.
 M.Client, M.Collection, M.Session, M.Cursor = Cl.Client, Col.Collection, S.Session, Col.Cursor
+M.Database = Db.Database
 
 return M
