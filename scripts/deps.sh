@@ -6,17 +6,22 @@
 # OpenResty's libluajit2-5.1-dev is installed when no LuaJIT headers are; none: the caller
 # has its own, as under luarocks), test (adds lua5.4, busted, OpenResty's LuaJIT `luajit2`
 # and its headers, luarocks, Python with python3-bson for the test server, clang with its
-# libFuzzer runtime, valgrind for the leak checks), fuzz (same as test). It checks first and asks only for what is
-# missing. Before installing it asks apt for the plan (`apt-get -s install`): a plan that
+# libFuzzer runtime, valgrind for the leak checks), fuzz (same as test), openresty (for
+# make test-openresty: luajit2's headers, Debian's nginx, its Lua module
+# libnginx-mod-http-lua, lua-resty-core, lua-cjson, python3-bson for the test server; the
+# apt plan check below keeps a plain-LuaJIT machine's packages). It checks first and asks
+# only for what is missing. Before installing it asks apt for the plan (`apt-get -s install`): a plan that
 # removes any package (luajit2 and Debian's plain luajit conflict, for one) is printed with
 # the reason, nothing is installed, and it exits 3. As root it runs apt-get, with
 # passwordless sudo it uses sudo, otherwise it prints the exact command and fails.
-# XDBTX_APT / XDBTX_APT_CACHE replace apt-get / apt-cache (spec/build/deps_test.sh).
+# XDBTX_APT / XDBTX_APT_CACHE replace apt-get / apt-cache, and XDBTX_DEPS_ROOT is put before
+# the file paths the openresty level looks for (spec/build/deps_test.sh).
 set -u
 level=${1:-build}
 lua_pc=${2:-lua5.4}
 APT=${XDBTX_APT:-apt-get}
 APT_CACHE=${XDBTX_APT_CACHE:-apt-cache}
+root=${XDBTX_DEPS_ROOT:-}
 need=""
 
 add() { need="$need $*"; }
@@ -51,6 +56,15 @@ if [ "$level" = test ] || [ "$level" = fuzz ]; then
   command -v clang >/dev/null 2>&1 || add clang
   command -v valgrind >/dev/null 2>&1 || add valgrind
   [ -n "$(find /usr/lib/llvm-*/lib/clang -name 'libclang_rt.fuzzer-x86_64.a' 2>/dev/null | head -n 1)" ] || add libclang-rt-14-dev
+fi
+
+if [ "$level" = openresty ]; then
+  case " $need " in *" libluajit2-5.1-dev "*) ;; *) luajit2_headers || add libluajit2-5.1-dev ;; esac
+  [ -x "$root/usr/sbin/nginx" ] || add nginx
+  [ -r "$root/usr/lib/nginx/modules/ngx_http_lua_module.so" ] || add libnginx-mod-http-lua
+  [ -r "$root/usr/share/lua/5.1/resty/core.lua" ] || add lua-resty-core
+  [ -n "$(find "$root/usr/lib" -path '*/lua/5.1/cjson.so' 2>/dev/null | head -n 1)" ] || add lua-cjson
+  /usr/bin/python3 -c 'import bson' >/dev/null 2>&1 || add python3-bson
 fi
 
 [ -z "$need" ] && exit 0
