@@ -8,15 +8,19 @@
 -- child on cluster 2, each doing insert_one, update_one and find_one, then
 -- the commit phase (sequential, the default: two commits). The baseline,
 -- bench/tree_raw.c, does the same on raw libmongoc: a session and a
--- transaction per cluster, the same six operations, the two commits.
--- Measured: CPU time (os.clock in this process, clock() in the C program:
--- the whole process, libmongoc's threads included), not wall time, of N
--- rounds; XDBTX_BENCH_ROUNDS (5) alternating rounds of each side, the best
--- of each (the least disturbed by the server, which runs on this machine).
--- Target: ratio <= 1.3. N = XDBTX_BENCH_TREE_N (default 1500).
--- For reference, the same rounds also run the work as two one-cluster
--- client:transaction calls (not atomic across the clusters, so not a
+-- transaction per cluster, the same six operations, the two commits. For
+-- reference the same rounds also run the work as two one-cluster
+-- client:transaction calls (not atomic across the clusters, so no
 -- replacement: it shows how much of the ratio the one-cluster path has).
+-- 1. CPU time (os.clock in this process, clock() in the C program: the
+--    whole process, libmongoc's threads included), not wall time, of N
+--    rounds; XDBTX_BENCH_ROUNDS (5) interleaved rounds of each side, the
+--    best of each (the least disturbed by the server and other load on the
+--    machine). N = XDBTX_BENCH_TREE_N (1500). Target: ratio <= 1.3.
+-- 2. Instructions (valgrind --tool=callgrind, when valgrind is installed and
+--    XDBTX_BENCH_NO_CALLGRIND is unset): each side run for 0 and for 300
+--    rounds in processes of their own, the difference per round; machine
+--    load does not change these counts, so they are the steadier ratio.
 local xdbtx = require "xdbtx"
 local now = require("xdbtx.core").now
 
@@ -37,16 +41,35 @@ local function node_ops(coll, i)
   return coll:find_one { _id = i }
 end
 
-local function tree(i)
+local SIDES = {}
+function SIDES.tree(i)
   return xdbtx.run {
     client = a, action = function() return node_ops(ca, i) end,
     children = { { client = b, action = function() return node_ops(cb, i) end } },
   }
 end
-
-local function two(i)
+function SIDES.two(i)
   a:transaction(function() node_ops(ca, i) end)
   b:transaction(function() node_ops(cb, i) end)
+end
+
+local function clean()
+  ca:delete_many {}
+  cb:delete_many {}
+end
+
+local function warm(f, base)
+  for i = 1, 20 do f(base + i) end
+end
+
+-- `lua bench/tree_cpu.lua inner SIDE N`: only SIDE's rounds (for callgrind)
+if arg and arg[1] == "inner" then
+  local f = SIDES[arg[2]]
+  clean()
+  warm(f, 30000000)
+  for i = 1, tonumber(arg[3]) do f(i) end
+  clean()
+  return
 end
 
 local function lua_round(f, base)
@@ -64,13 +87,10 @@ local function c_round()
   return cpu, wall
 end
 
-local function clean()
-  ca:delete_many {}
-  cb:delete_many {}
-end
-
+-- 1. CPU time, interleaved rounds
 clean()
-for i = 1, 20 do tree(10000000 + i) two(20000000 + i) end
+warm(SIDES.tree, 30000000)
+warm(SIDES.two, 40000000)
 clean()
 local inf = math.huge
 local best = { tree = { inf, 0 }, two = { inf, 0 }, c = { inf, 0 } }
@@ -78,12 +98,12 @@ local function keep(side, cpu, wall)
   if cpu < best[side][1] then best[side] = { cpu, wall } end
 end
 for r = 1, ROUNDS do
-  keep("tree", lua_round(tree, r * N))
+  keep("tree", lua_round(SIDES.tree, r * N))
   clean()
   local ok, ccpu, cwall = pcall(c_round)
   if not ok then print(ccpu) return end
   keep("c", ccpu, cwall)
-  keep("two", lua_round(two, r * N))
+  keep("two", lua_round(SIDES.two, r * N))
   clean()
 end
 local function line(what, side)
@@ -95,3 +115,46 @@ line("the same work on raw libmongoc (C, bench/tree_raw.c)", "c")
 line("the same work as two client:transaction calls (reference)", "two")
 print(("client CPU ratio tree / raw libmongoc: %.2f (target <= 1.3); two client:transaction / raw libmongoc: %.2f")
   :format(best.tree[1] / best.c[1], best.two[1] / best.c[1]))
+
+-- 2. instructions under callgrind
+local function have_valgrind()
+  local p = io.popen("command -v valgrind 2>/dev/null")
+  local out = p:read("*a")
+  p:close()
+  return out ~= ""
+end
+if os.getenv("XDBTX_BENCH_NO_CALLGRIND") or not have_valgrind() then
+  print("instructions: skipped (no valgrind, or XDBTX_BENCH_NO_CALLGRIND is set)")
+  return
+end
+local CG_N = 300
+local tmp = os.tmpname()
+local lua = os.getenv("LUA") or "lua5.4"
+local paths = ("package.path=%q; package.cpath=%q"):format(package.path, package.cpath)
+local function instructions(cmd)
+  local ok = os.execute(("valgrind --tool=callgrind --callgrind-out-file=%q %s >/dev/null 2>&1"):format(tmp, cmd))
+  local f = ok and io.open(tmp)
+  local text = f and f:read("*a") or ""
+  if f then f:close() end
+  os.remove(tmp)
+  local n = tonumber(text:match("\nsummary: (%d+)") or text:match("\ntotals: (%d+)"))
+  if not n then error("callgrind failed: " .. cmd, 0) end
+  return n
+end
+local function per_round(make_cmd)
+  return (instructions(make_cmd(CG_N)) - instructions(make_cmd(0))) / CG_N
+end
+local script = arg and arg[0] or "bench/tree_cpu.lua"
+local function lua_cmd(side)
+  return function(n) return ("%s -e %q %q inner %s %d"):format(lua, paths, script, side, n) end
+end
+local ok, err = pcall(function()
+  local t = per_round(lua_cmd("tree"))
+  local c = per_round(function(n) return ("%q %q %q %d tree_cg"):format(bin, uri1, uri2, n) end)
+  local two = per_round(lua_cmd("two"))
+  print(("instructions per round (callgrind, %d rounds less 0): tree %.0f, raw libmongoc %.0f, two client:transaction %.0f")
+    :format(CG_N, t, c, two))
+  print(("instruction ratio tree / raw libmongoc: %.2f (target <= 1.3); two client:transaction / raw libmongoc: %.2f")
+    :format(t / c, two / c))
+end)
+if not ok then print("instructions: " .. tostring(err)) end
