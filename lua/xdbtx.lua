@@ -11,11 +11,14 @@ the C core (xdbtx.core), which it re-exports unchanged.
   xdbtx.context      the ambient context (per coroutine) and routing
   xdbtx.session      Session objects
   xdbtx.collection   Collection and Cursor objects, hooks
+  xdbtx.database     Database objects
   xdbtx.client       Client objects
   xdbtx.attempt      the attempt/retry loop shared by every transaction kind
   xdbtx.transaction  client:transaction, with_transaction, sandbox, rollback
   xdbtx.outcome      what happened to each node of a tree
   xdbtx.tree         xdbtx.run (the transaction tree), the flat xdbtx.transaction
+  xdbtx.journal      what a journalled run records
+  xdbtx.recover      xdbtx.recover: finishing runs whose coordinator died
 
 The layer holds the policy; the core holds the pointers. Every user function
 is called from Lua, never from C, so all of them may yield. The listener
@@ -27,9 +30,11 @@ local E = require "xdbtx.events"
 local C = require "xdbtx.context"
 local S = require "xdbtx.session"
 local Col = require "xdbtx.collection"
+local Db = require "xdbtx.database"
 local Cl = require "xdbtx.client"
 local T = require "xdbtx.transaction"
 local Tr = require "xdbtx.tree"
+local R = require "xdbtx.recover"
 
 local M = { _VERSION = "xdbtx scm" }
 
@@ -50,8 +55,10 @@ M.rollback = T.rollback
 M.sandbox = T.sandbox
 M.run = Tr.run
 M.transaction = Tr.transaction
+M.recover = R.recover
 
 -- Types, for the safe variant and for tests.
 M.Client, M.Collection, M.Session, M.Cursor = Cl.Client, Col.Collection, S.Session, Col.Cursor
+M.Database = Db.Database
 
 return M

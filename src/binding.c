@@ -156,6 +156,15 @@ xdbtx_check_client (lua_State *L, int idx)
    return c;
 }
 
+void
+xdbtx_add_methods (lua_State *L, const char *mt, const luaL_Reg *regs)
+{
+   luaL_getmetatable (L, mt);
+   lua_getfield (L, -1, "__index");
+   luaL_setfuncs (L, regs, 0);
+   lua_pop (L, 2);
+}
+
 /* ---- scratch box -------------------------------------------------------- */
 
 void
@@ -181,6 +190,9 @@ xdbtx_scratch_free (lscratch_t *sc)
    sc->txn = NULL;
    mongoc_session_opts_destroy (sc->sopts);
    sc->sopts = NULL;
+   xdbtx_defaults_cleanup (&sc->defaults);
+   bson_free (sc->mem);
+   sc->mem = NULL;
 }
 
 /* __gc of a scratch box: frees what a call that raised left behind */
@@ -217,20 +229,26 @@ static int
 l_client (lua_State *L)
 {
    const char *uri = xdbtx_checkstring (L, 1, "client", "uri");
-   xdbtx_pool_opts_t o = {NULL, 0, 0};
+   xdbtx_pool_opts_t o;
    xdbtx_error_t err;
+   lscratch_t *sc;
    lclient_t *c;
 
+   memset (&o, 0, sizeof o);
    lua_settop (L, 2);
-   /* app_name stays valid: it is a string inside the options table. */
-   xdbtx_parse_client_opts (L, 2, "client", &o);
+   sc = xdbtx_scratch_new (L);
+   /* app_name stays valid: it is a string inside the options table; the
+    * defaults live in the scratch box until the registry has copied them. */
+   xdbtx_parse_client_opts (L, 2, "client", &o, sc);
    xdbtx_error_init (&err);
    c = lua_newuserdatauv (L, sizeof *c, 0);
    c->pool = NULL;
    luaL_setmetatable (L, XDBTX_CLIENT_MT);
    if (!xdbtx_pool_get (uri, &o, &c->pool, &err)) {
+      xdbtx_scratch_free (sc);
       return xdbtx_lua_raise (L, &err);
    }
+   xdbtx_scratch_free (sc);
    return 1;
 }
 
@@ -250,24 +268,35 @@ client_uri (lua_State *L)
    return 1;
 }
 
-/* client:collection(db, name) -> Collection; also client:collection("db.name") */
+/* client:collection(db, name, opts) -> Collection; also
+ * client:collection("db.name", opts). opts: the collection's defaults. */
 static int
 client_collection (lua_State *L)
 {
-   const char *db, *dot;
+   const char *db, *dot, *name;
+   lscratch_t *sc;
+   int opts = 4;
 
+   lua_settop (L, 4);
    xdbtx_check_client (L, 1);
    db = xdbtx_checkstring (L, 2, "collection", "database name");
-   if (lua_isnoneornil (L, 3)) {
+   if (lua_isnil (L, 3) || lua_type (L, 3) == LUA_TTABLE) {
+      opts = lua_isnil (L, 3) ? 4 : 3;
       dot = strchr (db, '.');
       if (!dot || dot == db || !dot[1]) {
          return xdbtx_argerror (L, "collection", "expected \"db.collection\", got \"%s\"", db);
       }
+      name = dot + 1;
       lua_pushlstring (L, db, (size_t) (dot - db));
-      return xdbtx_collection_push_new (L, 1, lua_tostring (L, -1), dot + 1);
+      db = lua_tostring (L, -1);
+   } else {
+      name = xdbtx_checkstring (L, 3, "collection", "collection name");
    }
-   return xdbtx_collection_push_new (L, 1, db,
-                                     xdbtx_checkstring (L, 3, "collection", "collection name"));
+   sc = xdbtx_scratch_new (L);
+   xdbtx_parse_defaults (L, opts, "collection", sc);
+   xdbtx_collection_push_new (L, 1, db, name, &sc->defaults);
+   xdbtx_scratch_free (sc);
+   return 1;
 }
 
 /* client:start_session(opts) -> Session */
@@ -279,35 +308,43 @@ client_start_session (lua_State *L)
    return xdbtx_session_push_new (L, 1, 2);
 }
 
-/* client:command(session|nil, db, cmd, opts) -> reply */
-static int
-client_command (lua_State *L)
+int
+xdbtx_run_command (lua_State *L, xdbtx_pool_t *pool, int s_idx, const char *db, int cmd_idx,
+                   int opts_idx)
 {
-   lclient_t *c = (lua_settop (L, 5), xdbtx_check_client (L, 1));
-   xdbtx_session_t *s = xdbtx_check_session (L, 2, "command");
-   const char *db = xdbtx_checkstring (L, 3, "command", "database name");
+   xdbtx_session_t *s = xdbtx_check_session (L, s_idx, "command");
    lscratch_t *sc = xdbtx_scratch_new (L);
    xdbtx_error_t err;
    bson_t reply;
    bson_t *cmd = xdbtx_scratch_doc (sc, 0), *opts = xdbtx_scratch_doc (sc, 1);
 
-   if (lua_type (L, 4) != LUA_TTABLE && lua_type (L, 4) != LUA_TUSERDATA) {
+   if (lua_type (L, cmd_idx) != LUA_TTABLE && lua_type (L, cmd_idx) != LUA_TUSERDATA) {
       return xdbtx_argerror (L, "command", "command must be a table, got %s",
-                             luaL_typename (L, 4));
+                             luaL_typename (L, cmd_idx));
    }
-   xdbtx_encode_ordered (L, 4, cmd, "command", "command");
-   xdbtx_parse_opts (L, 5, XDBTX_M_COMMAND, "command", opts, sc);
+   xdbtx_encode_ordered (L, cmd_idx, cmd, "command", "command");
+   xdbtx_parse_opts (L, opts_idx, XDBTX_M_COMMAND, "command", opts, sc);
    if (!s) {
-      xdbtx_reclaim (L, c->pool);
+      xdbtx_reclaim (L, pool);
    }
    xdbtx_error_init (&err);
-   if (!xdbtx_pool_command (c->pool, s, db, cmd, sc->prefs, opts, &reply, &err)) {
+   if (!xdbtx_pool_command (pool, s, db, cmd, sc->prefs, opts, &reply, &err)) {
       bson_destroy (&reply);
       xdbtx_scratch_free (sc);
       return xdbtx_lua_raise (L, &err);
    }
    xdbtx_scratch_free (sc);
    return xdbtx_push_reply (L, &reply);
+}
+
+/* client:command(session|nil, db, cmd, opts) -> reply */
+static int
+client_command (lua_State *L)
+{
+   lclient_t *c = (lua_settop (L, 5), xdbtx_check_client (L, 1));
+   const char *db = xdbtx_checkstring (L, 3, "command", "database name");
+
+   return xdbtx_run_command (L, c->pool, 2, db, 4, 5);
 }
 
 /* client:topology() -> "replicaset" | "standalone" | "sharded" | "unknown" */
@@ -379,6 +416,9 @@ client_drain_events (lua_State *L)
             lua_setfield (L, -2, ev->type == XDBTX_EVENT_STARTED ? "command" : "reply");
          }
          xdbtx_error_cleanup (&err);
+         /* the same document as BSON, for listeners that need its key order */
+         lua_pushlstring (L, (const char *) bson_get_data (ev->doc), ev->doc->len);
+         lua_setfield (L, -2, "bson");
       }
       lua_rawseti (L, -2, ++i);
    }
@@ -487,6 +527,9 @@ luaopen_xdbtx_core (lua_State *L)
    xdbtx_open_session (L);
    xdbtx_open_collection (L);
    xdbtx_open_commit (L);
+   xdbtx_open_cursor (L);
+   xdbtx_open_bulk (L);
+   xdbtx_open_admin (L);
 
    luaL_newlib (L, funcs);
    xdbtx_lua_open_error (L, -1);

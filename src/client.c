@@ -229,6 +229,65 @@ xdbtx_events_free (xdbtx_event_t *list)
 
 /* ---- the registry ------------------------------------------------------ */
 
+static const char *const read_modes[] = {
+   [MONGOC_READ_PRIMARY] = "primary",
+   [MONGOC_READ_SECONDARY] = "secondary",
+   [MONGOC_READ_PRIMARY_PREFERRED] = "primaryPreferred",
+   [MONGOC_READ_SECONDARY_PREFERRED] = "secondaryPreferred",
+   [MONGOC_READ_NEAREST] = "nearest",
+};
+
+/* key + "&read_concern=..&write_concern=w:..,j:..,wtimeout:..&read_preference=.."
+ * for the defaults that are set (a new string). */
+static char *
+defaults_key (const char *key, const char *sep, const xdbtx_defaults_t *d)
+{
+   const mongoc_write_concern_t *wc = d->write_concern;
+   char *out = bson_strdup (key), *tmp;
+   char w[160] = "";
+   int mode;
+
+   if (d->read_concern) {
+      tmp = bson_strdup_printf ("%s%sread_concern=%s", out, sep,
+                                mongoc_read_concern_get_level (d->read_concern));
+      bson_free (out);
+      out = tmp;
+      sep = "&";
+   }
+   if (wc) {
+      if (mongoc_write_concern_get_wtag (wc)) {
+         snprintf (w, sizeof w, "w:%s", mongoc_write_concern_get_wtag (wc));
+      } else if (mongoc_write_concern_get_wmajority (wc)) {
+         snprintf (w, sizeof w, "w:majority");
+      } else if (mongoc_write_concern_get_w (wc) >= 0) {
+         snprintf (w, sizeof w, "w:%d", (int) mongoc_write_concern_get_w (wc));
+      }
+      if (mongoc_write_concern_journal_is_set (wc)) {
+         bson_strncpy (w + strlen (w),
+                       mongoc_write_concern_get_journal (wc) ? ",j:true" : ",j:false",
+                       sizeof w - strlen (w));
+      }
+      if (mongoc_write_concern_get_wtimeout_int64 (wc) > 0) {
+         snprintf (w + strlen (w), sizeof w - strlen (w), ",wtimeout:%lld",
+                   (long long) mongoc_write_concern_get_wtimeout_int64 (wc));
+      }
+      tmp = bson_strdup_printf ("%s%swrite_concern=%s", out, sep, w[0] == ',' ? w + 1 : w);
+      bson_free (out);
+      out = tmp;
+      sep = "&";
+   }
+   if (d->read_prefs) {
+      mode = (int) mongoc_read_prefs_get_mode (d->read_prefs);
+      tmp = bson_strdup_printf ("%s%sread_preference=%s", out, sep,
+                                mode >= 0 && mode <= MONGOC_READ_NEAREST && read_modes[mode]
+                                   ? read_modes[mode]
+                                   : "?");
+      bson_free (out);
+      out = tmp;
+   }
+   return out;
+}
+
 static char *
 make_key (const char *uri, const xdbtx_pool_opts_t *o)
 {
@@ -253,6 +312,12 @@ make_key (const char *uri, const xdbtx_pool_opts_t *o)
       snprintf (extra, sizeof extra, "%sserver_selection_timeout_ms=%d", sep,
                 (int) o->server_selection_timeout_ms);
       tmp = bson_strdup_printf ("%s%s", key, extra);
+      bson_free (key);
+      key = tmp;
+      sep = "&";
+   }
+   if (o) {
+      tmp = defaults_key (key, sep, &o->defaults);
       bson_free (key);
       key = tmp;
    }
@@ -282,6 +347,18 @@ parse_uri (const char *uri_str, const xdbtx_pool_opts_t *o, xdbtx_error_t *err)
    if (o && o->server_selection_timeout_ms > 0) {
       mongoc_uri_set_option_as_int32 (
          uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, o->server_selection_timeout_ms);
+   }
+   /* The client's defaults are the URI's, as w=, readConcernLevel= and
+    * readPreference= would be: libmongoc applies them to every operation
+    * and transaction of the pool's clients. */
+   if (o && o->defaults.read_concern) {
+      mongoc_uri_set_read_concern (uri, o->defaults.read_concern);
+   }
+   if (o && o->defaults.write_concern) {
+      mongoc_uri_set_write_concern (uri, o->defaults.write_concern);
+   }
+   if (o && o->defaults.read_prefs) {
+      mongoc_uri_set_read_prefs_t (uri, o->defaults.read_prefs);
    }
    /* A Lua state that holds every client of the pool (sessions, open
     * cursors) would wait forever for one more: bound the wait instead. */

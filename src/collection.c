@@ -1,10 +1,12 @@
 /*
- * collection.c - CRUD on one collection, with or without a session.
+ * collection.c - CRUD, distinct and counts on one collection, with or
+ * without a session; the defaults of handles.
  *
- * A handle is only (pool, db, name): each call gets its client (the
+ * A handle is (pool, db, name, defaults): each call gets its client (the
  * session's, or one borrowed from the pool for the call and given back on
- * every path), makes a short-lived mongoc_collection_t, runs one libmongoc
- * operation and hands the caller libmongoc's reply, which is also where
+ * every path), makes a short-lived mongoc_collection_t carrying the
+ * handle's defaults, runs one libmongoc operation
+ * and hands the caller libmongoc's reply, which is also where
  * errorLabels live. Options arrive already translated to libmongoc's names;
  * this file knows nothing of Lua.
  */
@@ -17,16 +19,50 @@ struct xdbtx_coll_t {
    xdbtx_pool_t *pool;
    char *db;
    char *name;
+   xdbtx_defaults_t defaults; /* owned copies; NULL fields: the client's */
 };
 
+void
+xdbtx_defaults_apply (xdbtx_defaults_t *dst, const xdbtx_defaults_t *src)
+{
+   if (!src) {
+      return;
+   }
+   if (src->read_concern) {
+      mongoc_read_concern_destroy (dst->read_concern);
+      dst->read_concern = mongoc_read_concern_copy (src->read_concern);
+   }
+   if (src->write_concern) {
+      mongoc_write_concern_destroy (dst->write_concern);
+      dst->write_concern = mongoc_write_concern_copy (src->write_concern);
+   }
+   if (src->read_prefs) {
+      mongoc_read_prefs_destroy (dst->read_prefs);
+      dst->read_prefs = mongoc_read_prefs_copy (src->read_prefs);
+   }
+}
+
+void
+xdbtx_defaults_cleanup (xdbtx_defaults_t *d)
+{
+   mongoc_read_concern_destroy (d->read_concern);
+   mongoc_write_concern_destroy (d->write_concern);
+   mongoc_read_prefs_destroy (d->read_prefs);
+   d->read_concern = NULL;
+   d->write_concern = NULL;
+   d->read_prefs = NULL;
+}
+
 xdbtx_coll_t *
-xdbtx_coll_new (xdbtx_pool_t *pool, const char *db, const char *name)
+xdbtx_coll_new (xdbtx_pool_t *pool, const char *db, const char *name,
+                const xdbtx_defaults_t *defaults)
 {
    xdbtx_coll_t *c = bson_malloc0 (sizeof *c);
 
    c->pool = pool;
    c->db = bson_strdup (db);
    c->name = bson_strdup (name);
+   xdbtx_defaults_apply (&c->defaults, defaults);
    return c;
 }
 
@@ -34,6 +70,7 @@ void
 xdbtx_coll_destroy (xdbtx_coll_t *c)
 {
    if (c) {
+      xdbtx_defaults_cleanup (&c->defaults);
       bson_free (c->db);
       bson_free (c->name);
       bson_free (c);
@@ -58,24 +95,41 @@ xdbtx_coll_pool (const xdbtx_coll_t *c)
    return c->pool;
 }
 
-/* Begin an operation: client + collection handle. reply is initialised on
- * failure so the caller's "always initialised" contract holds. */
-static mongoc_collection_t *
-begin (xdbtx_op_t *op, xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
-       bson_t *reply, xdbtx_error_t *err)
+/* reply is initialised on failure so the caller's "always initialised"
+ * contract holds. The handle's defaults become the mongoc_collection_t's,
+ * which libmongoc leaves out inside a transaction, where the transaction's
+ * options rule (no write concern on its statements, its read concern on the
+ * first one, its read preference): spec/defaults_spec.lua and the spec
+ * tests' collectionOptions check that. */
+mongoc_collection_t *
+xdbtx_coll_begin (xdbtx_op_t *op, xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
+                  bson_t *reply, xdbtx_error_t *err)
 {
+   mongoc_collection_t *mc;
+   const xdbtx_defaults_t *d = &c->defaults;
+
    if (!xdbtx_op_begin (op, c->pool, s, opts, err)) {
       if (reply) {
          bson_init (reply);
       }
       return NULL;
    }
-   return mongoc_client_get_collection (op->client, c->db, c->name);
+   mc = mongoc_client_get_collection (op->client, c->db, c->name);
+   if (d->read_concern) {
+      mongoc_collection_set_read_concern (mc, d->read_concern);
+   }
+   if (d->write_concern) {
+      mongoc_collection_set_write_concern (mc, d->write_concern);
+   }
+   if (d->read_prefs) {
+      mongoc_collection_set_read_prefs (mc, d->read_prefs);
+   }
+   return mc;
 }
 
-static bool
-end (xdbtx_op_t *op, mongoc_collection_t *mc, bool ok, const bson_error_t *error,
-     const bson_t *reply, xdbtx_error_t *err)
+bool
+xdbtx_coll_end (xdbtx_op_t *op, mongoc_collection_t *mc, bool ok, const bson_error_t *error,
+                const bson_t *reply, xdbtx_error_t *err)
 {
    if (!ok) {
       xdbtx_error_from_mongoc (err, error, reply, "operation");
@@ -91,13 +145,14 @@ xdbtx_coll_insert_one (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *doc,
 {
    xdbtx_op_t op;
    bson_error_t error;
-   mongoc_collection_t *mc = begin (&op, c, s, opts, reply, err);
+   mongoc_collection_t *mc = xdbtx_coll_begin (&op, c, s, opts, reply, err);
 
    if (!mc) {
       return false;
    }
-   return end (&op, mc, mongoc_collection_insert_one (mc, doc, op.opts, reply, &error),
-               &error, reply, err);
+   return xdbtx_coll_end (&op, mc,
+                          mongoc_collection_insert_one (mc, doc, op.opts, reply, &error),
+                          &error, reply, err);
 }
 
 bool
@@ -110,13 +165,14 @@ xdbtx_coll_insert_many (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t **docs,
    } u = {docs};
    xdbtx_op_t op;
    bson_error_t error;
-   mongoc_collection_t *mc = begin (&op, c, s, opts, reply, err);
+   mongoc_collection_t *mc = xdbtx_coll_begin (&op, c, s, opts, reply, err);
 
    if (!mc) {
       return false;
    }
-   return end (&op, mc, mongoc_collection_insert_many (mc, u.c, n, op.opts, reply, &error),
-               &error, reply, err);
+   return xdbtx_coll_end (&op, mc,
+                          mongoc_collection_insert_many (mc, u.c, n, op.opts, reply, &error),
+                          &error, reply, err);
 }
 
 bool
@@ -127,7 +183,7 @@ xdbtx_coll_update (xdbtx_coll_t *c, xdbtx_session_t *s, xdbtx_update_kind_t kind
    xdbtx_op_t op;
    bson_error_t error;
    bool ok;
-   mongoc_collection_t *mc = begin (&op, c, s, opts, reply, err);
+   mongoc_collection_t *mc = xdbtx_coll_begin (&op, c, s, opts, reply, err);
 
    if (!mc) {
       return false;
@@ -144,7 +200,7 @@ xdbtx_coll_update (xdbtx_coll_t *c, xdbtx_session_t *s, xdbtx_update_kind_t kind
       ok = mongoc_collection_update_one (mc, filter, update, op.opts, reply, &error);
       break;
    }
-   return end (&op, mc, ok, &error, reply, err);
+   return xdbtx_coll_end (&op, mc, ok, &error, reply, err);
 }
 
 bool
@@ -154,14 +210,14 @@ xdbtx_coll_delete (xdbtx_coll_t *c, xdbtx_session_t *s, bool many, const bson_t 
    xdbtx_op_t op;
    bson_error_t error;
    bool ok;
-   mongoc_collection_t *mc = begin (&op, c, s, opts, reply, err);
+   mongoc_collection_t *mc = xdbtx_coll_begin (&op, c, s, opts, reply, err);
 
    if (!mc) {
       return false;
    }
    ok = many ? mongoc_collection_delete_many (mc, filter, op.opts, reply, &error)
              : mongoc_collection_delete_one (mc, filter, op.opts, reply, &error);
-   return end (&op, mc, ok, &error, reply, err);
+   return xdbtx_coll_end (&op, mc, ok, &error, reply, err);
 }
 
 bool
@@ -172,7 +228,7 @@ xdbtx_coll_find_and_modify (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *f
    xdbtx_op_t op;
    bson_error_t error;
    bson_t extra = BSON_INITIALIZER;
-   mongoc_collection_t *mc = begin (&op, c, s, s ? &extra : NULL, reply, err);
+   mongoc_collection_t *mc = xdbtx_coll_begin (&op, c, s, s ? &extra : NULL, reply, err);
    bool ok;
 
    if (!mc) {
@@ -189,7 +245,7 @@ xdbtx_coll_find_and_modify (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *f
    }
    bson_destroy (&extra);
    ok = mongoc_collection_find_and_modify_with_opts (mc, filter, fam, reply, &error);
-   return end (&op, mc, ok, &error, reply, err);
+   return xdbtx_coll_end (&op, mc, ok, &error, reply, err);
 }
 
 bool
@@ -206,14 +262,84 @@ xdbtx_coll_count (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *filter,
    if (!xdbtx_session_check_read (s, err)) {
       return false;
    }
-   mc = begin (&op, c, s, opts, NULL, err);
+   mc = xdbtx_coll_begin (&op, c, s, opts, NULL, err);
    if (!mc) {
       return false;
    }
    *count = mongoc_collection_count_documents (mc, filter, op.opts, prefs, &reply, &error);
    ok = *count >= 0;
-   ok = end (&op, mc, ok, &error, &reply, err);
+   ok = xdbtx_coll_end (&op, mc, ok, &error, &reply, err);
    bson_destroy (&reply);
+   return ok;
+}
+
+bool
+xdbtx_coll_distinct (xdbtx_coll_t *c, xdbtx_session_t *s, const char *field,
+                     const bson_t *filter, bson_t *opts, const mongoc_read_prefs_t *prefs,
+                     bson_t *reply, xdbtx_error_t *err)
+{
+   xdbtx_op_t op;
+   bson_error_t error;
+   bson_t cmd = BSON_INITIALIZER;
+   mongoc_collection_t *mc;
+   bool ok;
+
+   if (!xdbtx_session_check_read (s, err)) {
+      bson_init (reply);
+      bson_destroy (&cmd);
+      return false;
+   }
+   mc = xdbtx_coll_begin (&op, c, s, opts, reply, err);
+   if (!mc) {
+      bson_destroy (&cmd);
+      return false;
+   }
+   BSON_APPEND_UTF8 (&cmd, "distinct", c->name);
+   BSON_APPEND_UTF8 (&cmd, "key", field);
+   if (filter && !bson_empty (filter)) {
+      BSON_APPEND_DOCUMENT (&cmd, "query", filter);
+   }
+   /* read_command applies the collection's read concern and preference. */
+   ok = mongoc_collection_read_command_with_opts (mc, &cmd, prefs, op.opts, reply, &error);
+   bson_destroy (&cmd);
+   return xdbtx_coll_end (&op, mc, ok, &error, reply, err);
+}
+
+/* libmongoc 1.23's mongoc_collection_estimated_document_count refuses any
+ * session ("must not specify explicit session", leaving its reply
+ * uninitialised), which would put this read outside the ambient
+ * transaction; so the same count command goes through read_command, which
+ * takes the session, and the server says whether it may run there. */
+bool
+xdbtx_coll_estimated_count (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
+                            const mongoc_read_prefs_t *prefs, int64_t *count,
+                            xdbtx_error_t *err)
+{
+   xdbtx_op_t op;
+   bson_error_t error;
+   bson_t reply, cmd = BSON_INITIALIZER;
+   bson_iter_t it;
+   mongoc_collection_t *mc;
+   bool ok;
+
+   if (!xdbtx_session_check_read (s, err)) {
+      bson_destroy (&cmd);
+      return false;
+   }
+   mc = xdbtx_coll_begin (&op, c, s, opts, &reply, err);
+   if (!mc) {
+      bson_destroy (&reply);
+      bson_destroy (&cmd);
+      return false;
+   }
+   BSON_APPEND_UTF8 (&cmd, "count", c->name);
+   ok = mongoc_collection_read_command_with_opts (mc, &cmd, prefs, op.opts, &reply, &error);
+   *count = ok && bson_iter_init_find (&it, &reply, "n") && BSON_ITER_HOLDS_NUMBER (&it)
+               ? bson_iter_as_int64 (&it)
+               : 0;
+   ok = xdbtx_coll_end (&op, mc, ok, &error, &reply, err);
+   bson_destroy (&reply);
+   bson_destroy (&cmd);
    return ok;
 }
 
@@ -230,7 +356,7 @@ open_cursor (xdbtx_coll_t *c, xdbtx_session_t *s, bool aggregate, const bson_t *
    if (!xdbtx_session_check_read (s, err)) {
       return NULL;
    }
-   mc = begin (&op, c, s, opts, NULL, err);
+   mc = xdbtx_coll_begin (&op, c, s, opts, NULL, err);
    if (!mc) {
       return NULL;
    }

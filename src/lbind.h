@@ -1,7 +1,7 @@
 /*
  * lbind.h - private header of the binding's object files (binding.c,
- * lsession.c, lcollection.c): userdata layouts, metatable names and the
- * helpers they share. Never installed.
+ * lsession.c, lcollection.c, lcursor.c, ldocs.c, lopts.c): userdata
+ * layouts, metatable names and the helpers they share. Never installed.
  *
  * Every C object Lua sees is a box holding one core pointer; NULL means
  * closed. A child pins its parent in its user value (collection -> client,
@@ -16,6 +16,7 @@
 
 #define XDBTX_CLIENT_MT "xdbtx.Client"
 #define XDBTX_COLLECTION_MT "xdbtx.Collection"
+#define XDBTX_DATABASE_MT "xdbtx.Database"
 #define XDBTX_SESSION_MT "xdbtx.Session"
 #define XDBTX_CURSOR_MT "xdbtx.Cursor"
 #define XDBTX_SCRATCH_MT "xdbtx.scratch"
@@ -29,6 +30,10 @@ typedef struct {
 } lcollection_t;
 
 typedef struct {
+   xdbtx_db_t *db; /* owned; freed by __gc */
+} ldatabase_t;
+
+typedef struct {
    xdbtx_session_t *s; /* owned; NULL once closed */
 } lsession_t;
 
@@ -36,7 +41,7 @@ typedef struct {
    xdbtx_cursor_t *cur; /* owned; NULL once closed */
 } lcursor_t;
 
-#define XDBTX_SCRATCH_DOCS 4
+#define XDBTX_SCRATCH_DOCS 6
 
 /* Memory of one call. Everything here is freed by scratch_free (also its
  * __gc), so an error raised at any point leaks nothing. */
@@ -48,6 +53,8 @@ typedef struct {
    mongoc_find_and_modify_opts_t *fam;
    mongoc_transaction_opt_t *txn;
    mongoc_session_opt_t *sopts;
+   xdbtx_defaults_t defaults;          /* parsed client/database/collection defaults */
+   void *mem;                          /* one bson_malloc'ed block (bulk requests) */
 } lscratch_t;
 
 /* Push a new scratch box; returns it. */
@@ -107,9 +114,23 @@ enum {
    XDBTX_M_COUNT = 1 << 10,
    XDBTX_M_AGGREGATE = 1 << 11,
    XDBTX_M_COMMAND = 1 << 12,
-   XDBTX_M_TXN = 1 << 16,     /* transaction options */
-   XDBTX_M_SESSION = 1 << 17, /* start_session options */
-   XDBTX_M_CLIENT = 1 << 18   /* client (pool) options */
+   XDBTX_M_DISTINCT = 1 << 13,
+   XDBTX_M_EST_COUNT = 1 << 14,       /* estimated_document_count */
+   XDBTX_M_BULK = 1 << 15,            /* bulk_write's own options */
+   XDBTX_M_BULK_INSERT = 1 << 16,     /* one request of a bulk_write, by kind */
+   XDBTX_M_BULK_UPDATE = 1 << 17,
+   XDBTX_M_BULK_REPLACE = 1 << 18,
+   XDBTX_M_BULK_DELETE = 1 << 19,
+   XDBTX_M_CREATE_INDEX = 1 << 20,    /* index options and command options */
+   XDBTX_M_CREATE_INDEXES = 1 << 21,  /* command options */
+   XDBTX_M_INDEX_MODEL = 1 << 22,     /* one index of create_indexes */
+   XDBTX_M_DDL = 1 << 23,             /* drop, drop_index(es), database drop */
+   XDBTX_M_LIST = 1 << 24,            /* list_indexes, list_collection_names */
+   XDBTX_M_LIST_DATABASES = 1 << 25,
+   XDBTX_M_TXN = 1 << 26,             /* transaction options */
+   XDBTX_M_SESSION = 1 << 27,         /* start_session options */
+   XDBTX_M_CLIENT = 1 << 28,          /* client (pool) options */
+   XDBTX_M_DEFAULTS = 1 << 29         /* read/write concern, read preference defaults */
 };
 
 /* The option parser (lopts.c): one table of rows for every kind below.
@@ -126,8 +147,13 @@ mongoc_transaction_opt_t *xdbtx_parse_txn_opts (lua_State *L, int idx, const cha
                                                 lscratch_t *sc);
 /* start_session options into a new sc->sopts. */
 void xdbtx_parse_session_opts (lua_State *L, int idx, const char *fname, lscratch_t *sc);
-/* Client options into *o (strings stay owned by the option table). */
-void xdbtx_parse_client_opts (lua_State *L, int idx, const char *fname, xdbtx_pool_opts_t *o);
+/* Client options into *o (strings stay owned by the option table; the
+ * defaults are built in sc->defaults, which o->defaults borrows). */
+void xdbtx_parse_client_opts (lua_State *L, int idx, const char *fname, xdbtx_pool_opts_t *o,
+                              lscratch_t *sc);
+/* Database/collection defaults (read_concern, write_concern,
+ * read_preference; nil: none) into sc->defaults. */
+void xdbtx_parse_defaults (lua_State *L, int idx, const char *fname, lscratch_t *sc);
 /* core.check_options(kind, opts, fname) -> true (the Lua layer's check). */
 int xdbtx_l_check_options (lua_State *L);
 
@@ -147,8 +173,61 @@ void xdbtx_open_commit (lua_State *L);
 /* core.commit_all(sessions, parallel, deadline) (lcommit.c). */
 int xdbtx_l_commit_all (lua_State *L);
 
+/* Register the Session / Collection / Cursor metatables (lsession.c,
+ * lcollection.c, lcursor.c; the collection first: lcursor.c adds its
+ * find, find_one and aggregate to it). */
+void xdbtx_open_session (lua_State *L);
+void xdbtx_open_collection (lua_State *L);
+void xdbtx_open_cursor (lua_State *L);
+/* Add bulk_write (lbulk.c); the Database metatable, client:database,
+ * client:list_database_names and the Collection's distinct,
+ * estimated_document_count, index methods and drop (ladmin.c). */
+void xdbtx_open_bulk (lua_State *L);
+void xdbtx_open_admin (lua_State *L);
+/* Add regs to the method table (__index) of the registered metatable mt. */
+void xdbtx_add_methods (lua_State *L, const char *mt, const luaL_Reg *regs);
+
+/* ---- shared by the Collection methods (lcollection.c) ------------------ */
+
+/* The Collection at argument 1 (raises otherwise), after fixing the
+ * argument slots to 5 so nothing pushed later moves them. */
+lcollection_t *xdbtx_check_coll (lua_State *L);
+/* The session argument (2) of an operation; without one the call borrows a
+ * pooled client, so unclosed ones are reclaimed first when the pool is out. */
+xdbtx_session_t *xdbtx_op_session (lua_State *L, lcollection_t *c, const char *fname);
+/* Free the call's memory (the scratch box, reply if not NULL), raise err. */
+int xdbtx_raise_with (lua_State *L, lscratch_t *sc, bson_t *reply, xdbtx_error_t *err);
+/* Set field of the table on top to reply[key] as an integer (0 if absent). */
+void xdbtx_push_count (lua_State *L, const bson_t *reply, const char *key, const char *field);
+/* Push one decoded value or raise (phase "decode"). */
+void xdbtx_push_value (lua_State *L, const bson_value_t *v);
+
+/* ---- argument documents (ldocs.c) -------------------------------------- */
+
+/* Encode the document at idx into sc->doc[slot] with an _id (a new
+ * ObjectId first when it had none); returns the final document, which stays
+ * owned by sc (sc->doc[slot]). */
+bson_t *xdbtx_encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot,
+                              const char *fname);
+/* Encode an update into sc->doc[slot]: a non-empty document of $-operators
+ * or a non-empty pipeline (a list of stages); anything else raises. */
+bson_t *xdbtx_encode_update (lua_State *L, int idx, lscratch_t *sc, int slot,
+                             const char *fname);
+/* Encode a replacement into sc->doc[slot]: no $-keys at its top level. */
+bson_t *xdbtx_encode_replacement (lua_State *L, int idx, lscratch_t *sc, int slot,
+                                  const char *fname);
+/* The length of the list at idx (keys exactly 1..n), or raise naming it
+ * `what` ("documents", "requests", ...). */
+size_t xdbtx_check_list (lua_State *L, int idx, const char *fname, const char *what);
+
 /* Make a Session / Collection userdata for the Client at client_idx. */
 int xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx);
-int xdbtx_collection_push_new (lua_State *L, int client_idx, const char *db, const char *name);
+int xdbtx_collection_push_new (lua_State *L, int client_idx, const char *db, const char *name,
+                               const xdbtx_defaults_t *defaults);
+/* The command at cmd_idx on db, in the session at s_idx (nil: none), with
+ * the command options at opts_idx; pushes the reply. Shared by
+ * client:command and db:command. */
+int xdbtx_run_command (lua_State *L, xdbtx_pool_t *pool, int s_idx, const char *db, int cmd_idx,
+                       int opts_idx);
 
 #endif /* XDBTX_LBIND_H */

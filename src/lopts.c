@@ -9,7 +9,10 @@
  * before it applies the value, and applying never raises, so a bad table
  * leaks nothing: whatever is built lives in the caller's scratch box.
  * This is also the one list of transaction option keys (XDBTX_M_TXN rows);
- * the Lua layer checks its options through core.check_options.
+ * the Lua layer checks its options through core.check_options. Payload
+ * rows name the documents inside an options-like table (a bulk request's
+ * filter, an index's keys): checked and encoded by the caller, so such a
+ * table has one list of keys too.
  */
 #include <math.h>
 #include <string.h>
@@ -30,14 +33,20 @@ enum {
    K_RC,     /* a level string or { level = } */
    K_RP,     /* a read preference mode */
    K_RETDOC, /* "before" | "after" */
-   K_TXN     /* a table of transaction options */
+   K_TXN,    /* a table of transaction options */
+   K_PAYLOAD /* an argument inside an options-like table (a bulk request's
+              * filter, an index's keys): checked and encoded by the caller */
 };
 
 #define M_WRITES (XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_UPDATE | XDBTX_M_REPLACE | \
                   XDBTX_M_DELETE)
 #define M_FAM (XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE | XDBTX_M_FAM_DELETE)
 #define M_READS (XDBTX_M_FIND | XDBTX_M_FIND_ONE | XDBTX_M_COUNT | XDBTX_M_AGGREGATE)
-#define M_OPS 0xffffu /* every collection operation and command */
+#define M_OPS ((1u << 13) - 1) /* every CRUD operation and command */
+#define M_BULK_REQ (XDBTX_M_BULK_UPDATE | XDBTX_M_BULK_REPLACE | XDBTX_M_BULK_DELETE)
+#define M_INDEX (XDBTX_M_CREATE_INDEX | XDBTX_M_INDEX_MODEL) /* index options */
+#define M_ADMIN_CMD (XDBTX_M_CREATE_INDEX | XDBTX_M_CREATE_INDEXES | XDBTX_M_DDL)
+#define M_NEW_READS (XDBTX_M_DISTINCT | XDBTX_M_EST_COUNT)
 
 typedef struct {
    const char *lua, *mongo;
@@ -52,23 +61,34 @@ static const optspec_t specs[] = {
    {"skip", "skip", K_UINT, XDBTX_M_FIND | XDBTX_M_FIND_ONE | XDBTX_M_COUNT},
    {"batch_size", "batchSize", K_UINT, XDBTX_M_FIND | XDBTX_M_AGGREGATE},
    {"upsert", "upsert", K_BOOL,
-    XDBTX_M_UPDATE | XDBTX_M_REPLACE | XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE},
+    XDBTX_M_UPDATE | XDBTX_M_REPLACE | XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE |
+       XDBTX_M_BULK_UPDATE | XDBTX_M_BULK_REPLACE},
    {"return_document", "new", K_RETDOC, XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE},
-   {"array_filters", "arrayFilters", K_ARRAY, XDBTX_M_UPDATE | XDBTX_M_FAM_UPDATE},
-   {"hint", "hint", K_HINT, M_OPS & ~(XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_COMMAND)},
+   {"array_filters", "arrayFilters", K_ARRAY,
+    XDBTX_M_UPDATE | XDBTX_M_FAM_UPDATE | XDBTX_M_BULK_UPDATE},
+   {"hint", "hint", K_HINT,
+    (M_OPS & ~(XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_COMMAND)) | M_BULK_REQ},
    {"collation", "collation", K_DOC,
-    M_OPS & ~(XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_COMMAND)},
-   {"comment", "comment", K_ANY, M_OPS & ~XDBTX_M_COMMAND},
-   {"max_time_ms", "maxTimeMS", K_UINT, M_READS | M_FAM | XDBTX_M_COMMAND},
-   {"ordered", "ordered", K_BOOL, XDBTX_M_INSERT_MANY},
+    (M_OPS & ~(XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_COMMAND)) | M_BULK_REQ |
+       XDBTX_M_DISTINCT | M_INDEX},
+   {"comment", "comment", K_ANY,
+    (M_OPS & ~XDBTX_M_COMMAND) | M_NEW_READS | XDBTX_M_BULK | M_ADMIN_CMD | XDBTX_M_LIST |
+       XDBTX_M_LIST_DATABASES},
+   {"max_time_ms", "maxTimeMS", K_UINT,
+    M_READS | M_FAM | XDBTX_M_COMMAND | M_NEW_READS | XDBTX_M_CREATE_INDEX |
+       XDBTX_M_CREATE_INDEXES},
+   {"ordered", "ordered", K_BOOL, XDBTX_M_INSERT_MANY | XDBTX_M_BULK},
    {"bypass_document_validation", "bypassDocumentValidation", K_BOOL,
     XDBTX_M_INSERT_ONE | XDBTX_M_INSERT_MANY | XDBTX_M_UPDATE | XDBTX_M_REPLACE |
-       XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE | XDBTX_M_AGGREGATE},
+       XDBTX_M_FAM_UPDATE | XDBTX_M_FAM_REPLACE | XDBTX_M_AGGREGATE | XDBTX_M_BULK},
    {"allow_disk_use", "allowDiskUse", K_BOOL, XDBTX_M_FIND | XDBTX_M_AGGREGATE},
    {"write_concern", "writeConcern", K_WC,
-    M_WRITES | M_FAM | XDBTX_M_AGGREGATE | XDBTX_M_COMMAND | XDBTX_M_TXN},
-   {"read_concern", "readConcern", K_RC, M_READS | XDBTX_M_COMMAND | XDBTX_M_TXN},
-   {"read_preference", NULL, K_RP, M_READS | XDBTX_M_COMMAND | XDBTX_M_TXN},
+    M_WRITES | M_FAM | XDBTX_M_AGGREGATE | XDBTX_M_COMMAND | XDBTX_M_TXN | XDBTX_M_BULK |
+       M_ADMIN_CMD | XDBTX_M_DEFAULTS},
+   {"read_concern", "readConcern", K_RC,
+    M_READS | XDBTX_M_COMMAND | XDBTX_M_TXN | M_NEW_READS | XDBTX_M_DEFAULTS},
+   {"read_preference", NULL, K_RP,
+    M_READS | XDBTX_M_COMMAND | XDBTX_M_TXN | M_NEW_READS | XDBTX_M_DEFAULTS},
    {"max_commit_time_ms", NULL, K_UINT, XDBTX_M_TXN},
    {"causal_consistency", NULL, K_BOOL, XDBTX_M_SESSION},
    {"snapshot", NULL, K_BOOL, XDBTX_M_SESSION},
@@ -76,6 +96,25 @@ static const optspec_t specs[] = {
    {"app_name", NULL, K_STR, XDBTX_M_CLIENT},
    {"max_pool_size", NULL, K_POS32, XDBTX_M_CLIENT},
    {"server_selection_timeout_ms", NULL, K_POS32, XDBTX_M_CLIENT},
+   /* bulk_write requests: their documents (the caller's) and options */
+   {"document", NULL, K_PAYLOAD, XDBTX_M_BULK_INSERT},
+   {"filter", NULL, K_PAYLOAD, M_BULK_REQ},
+   {"update", NULL, K_PAYLOAD, XDBTX_M_BULK_UPDATE},
+   {"replacement", NULL, K_PAYLOAD, XDBTX_M_BULK_REPLACE},
+   /* indexes: create_index options and create_indexes models */
+   {"keys", NULL, K_PAYLOAD, XDBTX_M_INDEX_MODEL},
+   {"name", "name", K_STR, M_INDEX},
+   {"unique", "unique", K_BOOL, M_INDEX},
+   {"sparse", "sparse", K_BOOL, M_INDEX},
+   {"hidden", "hidden", K_BOOL, M_INDEX},
+   {"expire_after_seconds", "expireAfterSeconds", K_UINT, M_INDEX},
+   {"partial_filter_expression", "partialFilterExpression", K_DOC, M_INDEX},
+   {"wildcard_projection", "wildcardProjection", K_DOC, M_INDEX},
+   {"weights", "weights", K_DOC, M_INDEX},
+   {"default_language", "default_language", K_STR, M_INDEX},
+   {"language_override", "language_override", K_STR, M_INDEX},
+   /* listings */
+   {"filter", "filter", K_DOC, XDBTX_M_LIST_DATABASES},
 };
 
 #define NSPECS (sizeof specs / sizeof specs[0])
@@ -443,6 +482,24 @@ apply_txn (lua_State *L, int vidx, const optspec_t *o, mongoc_transaction_opt_t 
    }
 }
 
+/* Apply a checked default (read_concern, write_concern, read_preference)
+ * to d, replacing what it held. */
+static void
+apply_default (lua_State *L, int vidx, const optspec_t *o, xdbtx_defaults_t *d)
+{
+   if (o->kind == K_RC) {
+      mongoc_read_concern_destroy (d->read_concern);
+      d->read_concern = mongoc_read_concern_new ();
+      mongoc_read_concern_set_level (d->read_concern, rc_level (L, vidx));
+   } else if (o->kind == K_WC) {
+      mongoc_write_concern_destroy (d->write_concern);
+      d->write_concern = make_wc (L, vidx);
+   } else if (o->kind == K_RP) {
+      mongoc_read_prefs_destroy (d->read_prefs);
+      d->read_prefs = mongoc_read_prefs_new ((mongoc_read_mode_t) rp_mode (L, vidx));
+   }
+}
+
 /* What walk() builds, by the method bit it was called for. */
 typedef struct {
    bson_t *out;                    /* collection operations, commands */
@@ -450,6 +507,7 @@ typedef struct {
    mongoc_transaction_opt_t *txn;  /* XDBTX_M_TXN */
    mongoc_session_opt_t *sopts;    /* XDBTX_M_SESSION */
    xdbtx_pool_opts_t *pool;        /* XDBTX_M_CLIENT */
+   xdbtx_defaults_t *defaults;     /* XDBTX_M_DEFAULTS (also with XDBTX_M_CLIENT) */
 } target_t;
 
 static void
@@ -458,7 +516,12 @@ apply (lua_State *L, int vidx, const optspec_t *o, unsigned method, const char *
 {
    int64_t n = 0;
 
-   if (method == XDBTX_M_TXN) {
+   if (o->kind == K_PAYLOAD) {
+      return; /* the caller's */
+   }
+   if ((method & XDBTX_M_DEFAULTS) && (o->methods & XDBTX_M_DEFAULTS)) {
+      apply_default (L, vidx, o, t->defaults);
+   } else if (method == XDBTX_M_TXN) {
       apply_txn (L, vidx, o, t->txn);
    } else if (method == XDBTX_M_SESSION) {
       if (strcmp (o->lua, "causal_consistency") == 0) {
@@ -469,7 +532,7 @@ apply (lua_State *L, int vidx, const optspec_t *o, unsigned method, const char *
          mongoc_session_opts_set_default_transaction_opts (
             t->sopts, xdbtx_parse_txn_opts (L, vidx, fname, t->sc));
       }
-   } else if (method == XDBTX_M_CLIENT) {
+   } else if (method & XDBTX_M_CLIENT) {
       xdbtx_toint64 (L, vidx, &n);
       if (strcmp (o->lua, "app_name") == 0) {
          t->pool->app_name = lua_tostring (L, vidx);
@@ -528,7 +591,7 @@ void
 xdbtx_parse_opts (lua_State *L, int idx, unsigned method, const char *fname, bson_t *out,
                   lscratch_t *sc)
 {
-   target_t t = {out, sc, NULL, NULL, NULL};
+   target_t t = {out, sc, NULL, NULL, NULL, NULL};
 
    walk (L, idx, method, fname, &t);
 }
@@ -536,7 +599,7 @@ xdbtx_parse_opts (lua_State *L, int idx, unsigned method, const char *fname, bso
 mongoc_transaction_opt_t *
 xdbtx_parse_txn_opts (lua_State *L, int idx, const char *fname, lscratch_t *sc)
 {
-   target_t t = {NULL, sc, NULL, NULL, NULL};
+   target_t t = {NULL, sc, NULL, NULL, NULL, NULL};
 
    walk (L, idx, XDBTX_M_TXN, fname, NULL);
    mongoc_transaction_opts_destroy (sc->txn);
@@ -548,7 +611,7 @@ xdbtx_parse_txn_opts (lua_State *L, int idx, const char *fname, lscratch_t *sc)
 void
 xdbtx_parse_session_opts (lua_State *L, int idx, const char *fname, lscratch_t *sc)
 {
-   target_t t = {NULL, sc, NULL, NULL, NULL};
+   target_t t = {NULL, sc, NULL, NULL, NULL, NULL};
 
    walk (L, idx, XDBTX_M_SESSION, fname, NULL);
    mongoc_session_opts_destroy (sc->sopts);
@@ -557,15 +620,25 @@ xdbtx_parse_session_opts (lua_State *L, int idx, const char *fname, lscratch_t *
 }
 
 void
-xdbtx_parse_client_opts (lua_State *L, int idx, const char *fname, xdbtx_pool_opts_t *o)
+xdbtx_parse_client_opts (lua_State *L, int idx, const char *fname, xdbtx_pool_opts_t *o,
+                         lscratch_t *sc)
 {
-   target_t t = {NULL, NULL, NULL, NULL, o};
+   target_t t = {NULL, sc, NULL, NULL, o, &sc->defaults};
 
-   walk (L, idx, XDBTX_M_CLIENT, fname, &t);
+   walk (L, idx, XDBTX_M_CLIENT | XDBTX_M_DEFAULTS, fname, &t);
+   o->defaults = sc->defaults;
+}
+
+void
+xdbtx_parse_defaults (lua_State *L, int idx, const char *fname, lscratch_t *sc)
+{
+   target_t t = {NULL, sc, NULL, NULL, NULL, &sc->defaults};
+
+   walk (L, idx, XDBTX_M_DEFAULTS, fname, &t);
 }
 
 /* core.check_options(kind, opts, fname) -> true, or raises as the parser of
- * that kind ("transaction" | "session" | "client") would. */
+ * that kind ("transaction" | "session" | "client" | "defaults") would. */
 int
 xdbtx_l_check_options (lua_State *L)
 {
@@ -575,7 +648,8 @@ xdbtx_l_check_options (lua_State *L)
    } kinds[] = {
       {"transaction", XDBTX_M_TXN},
       {"session", XDBTX_M_SESSION},
-      {"client", XDBTX_M_CLIENT},
+      {"client", XDBTX_M_CLIENT | XDBTX_M_DEFAULTS},
+      {"defaults", XDBTX_M_DEFAULTS},
    };
    const char *kind = xdbtx_checkstring (L, 1, "check_options", "kind");
    const char *fname = lua_type (L, 3) == LUA_TSTRING ? lua_tostring (L, 3) : kind;

@@ -1,6 +1,6 @@
 /*
  * xcore.h - private layouts shared by the core's files (client.c,
- * session.c, collection.c, cursor.c). Not for the binding: it sees only the
+ * session.c, collection.c, cursor.c, bulk.c, admin.c). Not for the binding: it sees only the
  * opaque types of xdbtx.h. Includes no Lua header.
  *
  * Ownership in one line each: the registry owns pools; a session owns one
@@ -62,6 +62,17 @@ bool xdbtx_op_begin (xdbtx_op_t *op,
                      bson_t *opts,
                      xdbtx_error_t *err);
 void xdbtx_op_end (xdbtx_op_t *op);
+
+/* Begin an operation on a collection handle: its client (as
+ * xdbtx_op_begin) and a short-lived mongoc_collection_t with the handle's
+ * defaults, applied only outside a transaction. reply (may be NULL) is
+ * initialised on failure. NULL with err on failure. */
+mongoc_collection_t *xdbtx_coll_begin (xdbtx_op_t *op, xdbtx_coll_t *c, xdbtx_session_t *s,
+                                       bson_t *opts, bson_t *reply, xdbtx_error_t *err);
+/* End it: fill err from error and reply when !ok (phase "operation"),
+ * destroy mc, give a borrowed client back. Returns ok. */
+bool xdbtx_coll_end (xdbtx_op_t *op, mongoc_collection_t *mc, bool ok,
+                     const bson_error_t *error, const bson_t *reply, xdbtx_error_t *err);
 
 /* For reads: false with err when s is in a transaction whose read
  * preference is not primary (libmongoc would first wait for a secondary). */

@@ -80,11 +80,32 @@ const char *xdbtx_code_name (int32_t code);
 typedef struct xdbtx_pool_t xdbtx_pool_t;
 typedef struct xdbtx_session_t xdbtx_session_t;
 
+/* The read concern, write concern and read preference an operation uses
+ * when it sets none of its own; each NULL: the level above's. A client's
+ * defaults belong to its pool (they are applied to its URI, as `w=`,
+ * `readConcernLevel=` and `readPreference=` would be, so libmongoc applies
+ * them everywhere, transactions included); a database's or collection's
+ * belong to its handle (xdbtx_db_t, xdbtx_coll_t), which owns copies.
+ * Inside a transaction libmongoc sends none of them: the transaction's
+ * own options rule there. */
+typedef struct xdbtx_defaults_t {
+   mongoc_read_concern_t *read_concern;
+   mongoc_write_concern_t *write_concern;
+   mongoc_read_prefs_t *read_prefs;
+} xdbtx_defaults_t;
+
+/* Copy into dst each field that src sets (dst's previous value of that
+ * field is released); the others stay. src may be NULL. */
+void xdbtx_defaults_apply (xdbtx_defaults_t *dst, const xdbtx_defaults_t *src);
+/* Release every field and set it to NULL. */
+void xdbtx_defaults_cleanup (xdbtx_defaults_t *d);
+
 /* Options that shape a pool; they are part of the registry key. */
 typedef struct xdbtx_pool_opts_t {
    const char *app_name;                /* NULL: none */
    int32_t max_pool_size;               /* 0: libmongoc's default */
    int32_t server_selection_timeout_ms; /* 0: the URI's or libmongoc's */
+   xdbtx_defaults_t defaults;           /* borrowed; applied to the URI */
 } xdbtx_pool_opts_t;
 
 /* One-time process setup (mongoc_init, the silent log handler). Idempotent,
@@ -201,8 +222,10 @@ xdbtx_pool_t *xdbtx_session_pool (const xdbtx_session_t *s);
 typedef struct xdbtx_coll_t xdbtx_coll_t;
 typedef struct xdbtx_cursor_t xdbtx_cursor_t;
 
-/* A new handle on db.name (copied). Owned by the caller. */
-xdbtx_coll_t *xdbtx_coll_new (xdbtx_pool_t *pool, const char *db, const char *name);
+/* A new handle on db.name (copied), with copies of the fields `defaults`
+ * sets (may be NULL). Owned by the caller. */
+xdbtx_coll_t *xdbtx_coll_new (xdbtx_pool_t *pool, const char *db, const char *name,
+                              const xdbtx_defaults_t *defaults);
 void xdbtx_coll_destroy (xdbtx_coll_t *c);
 const char *xdbtx_coll_db (const xdbtx_coll_t *c);
 const char *xdbtx_coll_name (const xdbtx_coll_t *c);
@@ -237,6 +260,18 @@ bool xdbtx_coll_count (xdbtx_coll_t *c, xdbtx_session_t *s,
                        const bson_t *filter, bson_t *opts,
                        const mongoc_read_prefs_t *prefs, int64_t *count,
                        xdbtx_error_t *err);
+
+/* distinct: reply (always initialised, the caller's) holds "values". */
+bool xdbtx_coll_distinct (xdbtx_coll_t *c, xdbtx_session_t *s, const char *field,
+                          const bson_t *filter, bson_t *opts,
+                          const mongoc_read_prefs_t *prefs, bson_t *reply,
+                          xdbtx_error_t *err);
+/* The collection's count from its metadata: the `count` command without
+ * a query, as libmongoc's estimated_document_count sends it (which itself
+ * takes no session). */
+bool xdbtx_coll_estimated_count (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
+                                 const mongoc_read_prefs_t *prefs, int64_t *count,
+                                 xdbtx_error_t *err);
 
 /* Open a cursor (find or aggregate over `pipeline`, a {pipeline: [...]}
  * document). Returns a new cursor owned by the caller (and registered with
@@ -289,5 +324,80 @@ void xdbtx_commit_all (xdbtx_commit_t *items, size_t n, bool parallel, double de
 
 /* Seconds of the monotonic clock (the one core.now() reads). */
 double xdbtx_now (void);
+
+/* ---- bulk writes (bulk.c) ----------------------------------------------- */
+
+typedef enum {
+   XDBTX_BULK_INSERT_ONE,
+   XDBTX_BULK_UPDATE_ONE,
+   XDBTX_BULK_UPDATE_MANY,
+   XDBTX_BULK_REPLACE_ONE,
+   XDBTX_BULK_DELETE_ONE,
+   XDBTX_BULK_DELETE_MANY
+} xdbtx_bulk_kind_t;
+
+/* One request; every document is borrowed from the caller. */
+typedef struct xdbtx_bulk_req_t {
+   xdbtx_bulk_kind_t kind;
+   const bson_t *doc;    /* insert: the document (with its _id); else the filter */
+   const bson_t *update; /* update: operators or pipeline; replace: the document */
+   const bson_t *opts;   /* upsert, arrayFilters, hint, collation; may be NULL */
+} xdbtx_bulk_req_t;
+
+/* Run reqs[0..n-1] as one libmongoc bulk operation (ordered unless opts
+ * says ordered: false; opts may also carry writeConcern, comment and
+ * bypassDocumentValidation). reply (always initialised, the caller's) is
+ * libmongoc's: nInserted, nMatched, nModified, nRemoved, nUpserted,
+ * upserted [{index, _id}], writeErrors [{index, code, errmsg}],
+ * writeConcernErrors; indexes are positions in reqs (0-based). On failure
+ * the reply is the partial result. n must be > 0. */
+bool xdbtx_coll_bulk_write (xdbtx_coll_t *c, xdbtx_session_t *s,
+                            const xdbtx_bulk_req_t *reqs, size_t n, bson_t *opts,
+                            bson_t *reply, xdbtx_error_t *err);
+
+/* ---- indexes, drops, listings (admin.c) ---------------------------------
+ *
+ * Through libmongoc's cursor helpers (find_indexes, find_collections,
+ * find_databases) and its write-command helpers, which apply the handle's
+ * defaults and keep the server reply (where labels live) on failure. */
+
+/* createIndexes with `indexes` (an array of index documents {key, name,
+ * ...}); reply always initialised, the caller's. */
+bool xdbtx_coll_create_indexes (xdbtx_coll_t *c, xdbtx_session_t *s,
+                                const bson_t *indexes, bson_t *opts, bson_t *reply,
+                                xdbtx_error_t *err);
+/* The index documents, appended to `out` (an array the caller made) as
+ * "0", "1", ...: empty when the collection does not exist. */
+bool xdbtx_coll_list_indexes (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts,
+                              bson_t *out, xdbtx_error_t *err);
+/* dropIndexes of one index by name, or of all but _id's with "*". */
+bool xdbtx_coll_drop_index (xdbtx_coll_t *c, xdbtx_session_t *s, const char *name,
+                            bson_t *opts, bson_t *reply, xdbtx_error_t *err);
+/* drop; a collection that does not exist (NamespaceNotFound) is not an
+ * error: *dropped tells which it was. */
+bool xdbtx_coll_drop (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts, bool *dropped,
+                      xdbtx_error_t *err);
+
+/* A database handle: (pool, name, defaults), like a collection's. */
+typedef struct xdbtx_db_t xdbtx_db_t;
+
+/* A new handle (name and defaults copied). Owned by the caller. */
+xdbtx_db_t *xdbtx_db_new (xdbtx_pool_t *pool, const char *name,
+                          const xdbtx_defaults_t *defaults);
+void xdbtx_db_destroy (xdbtx_db_t *db);
+const char *xdbtx_db_name (const xdbtx_db_t *db);
+xdbtx_pool_t *xdbtx_db_pool (const xdbtx_db_t *db);
+/* The handle's own defaults (owned by it). */
+const xdbtx_defaults_t *xdbtx_db_defaults (const xdbtx_db_t *db);
+/* dropDatabase (never an error for a database that does not exist). */
+bool xdbtx_db_drop (xdbtx_db_t *db, xdbtx_session_t *s, bson_t *opts, bson_t *reply,
+                    xdbtx_error_t *err);
+/* The names (listCollections, nameOnly) of the collections matching
+ * filter (may be NULL), appended to the array `out` as strings. */
+bool xdbtx_db_collection_names (xdbtx_db_t *db, xdbtx_session_t *s, const bson_t *filter,
+                                bson_t *opts, bson_t *out, xdbtx_error_t *err);
+/* The database names (listDatabases, nameOnly) appended to the array out. */
+bool xdbtx_pool_database_names (xdbtx_pool_t *pool, xdbtx_session_t *s, bson_t *opts,
+                                bson_t *out, xdbtx_error_t *err);
 
 #endif /* XDBTX_H */

@@ -1,6 +1,6 @@
 --[[
 xdbtx.client - the Client object: xdbtx.client(uri, opts), collections,
-commands, low-level sessions, command monitoring.
+databases, commands, low-level sessions, command monitoring.
 
 A Client wraps a core client, whose pool is shared by every Client of the
 same URI and options in the process; `_id` (the pool key) is what the
@@ -14,6 +14,7 @@ local Mon = require "xdbtx.monitor"
 local C = require "xdbtx.context"
 local S = require "xdbtx.session"
 local Col = require "xdbtx.collection"
+local Db = require "xdbtx.database"
 
 local core, argerror, check_opts, bad_self = U.core, U.argerror, U.check_opts, U.bad_self
 local monitored, split, route = Mon.monitored, C.split, C.route
@@ -25,9 +26,11 @@ Client.__name = "xdbtx.Client"
 local Cl = { Client = Client }
 
 -- xdbtx.client(uri, opts) -> Client. Options go to the core (app_name,
--- max_pool_size, server_selection_timeout_ms; unknown keys raise), except
--- `sleep`: the function of seconds that this client's transactions pause
--- with before a rerun (when they do not give their own).
+-- max_pool_size, server_selection_timeout_ms, and the defaults read_concern,
+-- write_concern, read_preference, which belong to the pool like the URI's
+-- own; unknown keys raise), except `sleep`: the function of seconds that
+-- this client's transactions pause with before a rerun (when they do not
+-- give their own).
 function Cl.client(uri, opts)
   if type(uri) ~= "string" then argerror("xdbtx.client: uri must be a string, got " .. type(uri)) end
   check_opts(opts, "xdbtx.client")
@@ -78,11 +81,16 @@ function Client:__tostring()
   return "xdbtx.Client (" .. self._id .. ")"
 end
 
--- client:collection(db, name) or client:collection("db.name").
-function Client:collection(db, name)
+-- client:collection(db, name, opts) or client:collection("db.name", opts).
+-- Without opts: the one cached Collection of the namespace; with opts (the
+-- collection's read_concern, write_concern, read_preference) a new
+-- Collection object sharing that one's hooks.
+function Client:collection(db, name, opts)
   self_check(self, "client:collection")
   if type(db) ~= "string" then argerror("client:collection: database name must be a string") end
-  if name == nil then
+  if name == nil or type(name) == "table" then
+    if opts ~= nil then argerror("client:collection: expected (db, name, opts) or (\"db.name\", opts)") end
+    opts = name
     local d, n = db:match("^([^.]+)%.(.+)$")
     if not d then argerror("client:collection: expected \"db.collection\", got \"" .. db .. "\"") end
     db, name = d, n
@@ -95,7 +103,24 @@ function Client:collection(db, name)
     coll = Col.new(self, self._core:collection(db, name))
     self._colls[ns] = coll
   end
-  return coll
+  if opts == nil then return coll end
+  return Col.new(self, self._core:collection(db, name, opts), coll._hooks)
+end
+
+-- client:database(name, opts) -> Database (opts: its defaults).
+function Client:database(name, opts)
+  self_check(self, "client:database")
+  if type(name) ~= "string" then argerror("client:database: database name must be a string") end
+  return Db.new(self, self._core:database(name, opts), opts ~= nil)
+end
+
+-- client:list_database_names(opts) -> { name, ... } (routed like any operation).
+function Client:list_database_names(opts)
+  self_check(self, "client:list_database_names")
+  local o, sarg = split(opts, "client:list_database_names")
+  local cs = route(self, sarg, "client:list_database_names")
+  local c = self._core
+  return monitored(self, c.list_database_names, c, cs, o)
 end
 
 -- client:command(db, cmd, opts) -> reply (routed like any operation).

@@ -3,7 +3,9 @@ xdbtx.collection - Collection and Cursor objects, and collection hooks.
 
 Each operation resolves its session (xdbtx.context: the `session` option,
 or the ambient transaction's), runs the before/after hooks registered on the
-Collection object around the core call, and delivers command events. The
+Collection object around the core call (bulk_write: per request), and
+delivers command events. Collection objects of one namespace made with other
+defaults share their hooks. The
 per-operation path allocates nothing beyond what the core returns when no
 hook and no command listener is registered.
 ]]
@@ -80,8 +82,11 @@ Collection.__index = Collection
 Collection.__name = "xdbtx.Collection"
 Col.Collection = Collection
 
-function Col.new(client, ccoll)
-  return setmetatable({ _core = ccoll, _client = client, _hooks = { before = {}, after = {} } },
+-- A Collection over core collection ccoll. `hooks` is the hook table it
+-- shares with the other Collection objects of its namespace on this client
+-- (made with other defaults), or nil for a new one.
+function Col.new(client, ccoll, hooks)
+  return setmetatable({ _core = ccoll, _client = client, _hooks = hooks or { before = {}, after = {} } },
     Collection)
 end
 
@@ -185,6 +190,19 @@ local function op2(method, hook)
   end
 end
 
+-- Operations with options only: (opts).
+local function op0(method)
+  local where = "collection:" .. method
+  return function(self, opts)
+    if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
+    local o, sarg = split(opts, where)
+    local client = self._client
+    local cs = route(client, sarg, where)
+    local c = self._core
+    return monitored(client, c[method], c, cs, o)
+  end
+end
+
 local function cursor_op(method)
   local where = "collection:" .. method
   return function(self, a, opts)
@@ -212,6 +230,76 @@ Collection.find_one_and_update = op2("find_one_and_update", "find_one_and_update
 Collection.find_one_and_replace = op2("find_one_and_replace", "find_one_and_replace")
 Collection.find = cursor_op("find")
 Collection.aggregate = cursor_op("aggregate")
+Collection.distinct = op2("distinct")
+Collection.estimated_document_count = op0("estimated_document_count")
+Collection.create_index = op1("create_index")
+Collection.create_indexes = op1("create_indexes")
+Collection.list_indexes = op0("list_indexes")
+Collection.drop_index = op1("drop_index")
+Collection.drop_indexes = op0("drop_indexes")
+Collection.drop = op0("drop")
+
+-- bulk_write request kind -> (hook, the fields its hooks get before the session)
+local bulk_hooks = {
+  insert_one = { "insert", "document" },
+  update_one = { "update", "filter", "update" },
+  update_many = { "update", "filter", "update" },
+  replace_one = { "replace", "filter", "replacement" },
+  delete_one = { "delete", "filter" },
+  delete_many = { "delete", "filter" },
+}
+
+-- The (kind, spec) of a well-formed request, or nil (the core names what
+-- is wrong with it).
+local function request_kind(req)
+  if type(req) ~= "table" then return nil end
+  local kind, spec = next(req)
+  if kind == nil or next(req, kind) ~= nil or not bulk_hooks[kind] or type(spec) ~= "table" then
+    return nil
+  end
+  return kind, spec
+end
+
+-- coll:bulk_write(requests, opts): the hooks of each request's kind run as
+-- for the single-document methods, in request order: every before hook
+-- before anything is sent, every after hook once the bulk succeeded. An
+-- insert's after hook gets { inserted_id = id }; the others get the bulk's
+-- result (the server counts per bulk, not per request).
+function Collection:bulk_write(requests, opts)
+  local where = "collection:bulk_write"
+  if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
+  local o, sarg = split(opts, where)
+  local client = self._client
+  local cs, ws = route(client, sarg, where)
+  local c = self._core
+  if not (has_hooks(self, "insert") or has_hooks(self, "update") or has_hooks(self, "replace")
+    or has_hooks(self, "delete")) or type(requests) ~= "table" then
+    return monitored(client, c.bulk_write, c, cs, requests, o)
+  end
+  local function each(when, r)
+    for i = 1, #requests do
+      local kind, spec = request_kind(requests[i])
+      if kind then
+        local h = bulk_hooks[kind]
+        local res = r
+        if r and kind == "insert_one" then res = { inserted_id = r.inserted_ids and r.inserted_ids[i] } end
+        if #h == 2 and r then
+          run_hooks(self, when, h[1], spec[h[2]], res, ws)
+        elseif #h == 2 then
+          run_hooks(self, when, h[1], spec[h[2]], ws)
+        elseif r then
+          run_hooks(self, when, h[1], spec[h[2]], spec[h[3]], res, ws)
+        else
+          run_hooks(self, when, h[1], spec[h[2]], spec[h[3]], ws)
+        end
+      end
+    end
+  end
+  each("before", nil)
+  local r = monitored(client, c.bulk_write, c, cs, requests, o)
+  each("after", r)
+  return r
+end
 
 function Collection:insert_many(docs, opts)
   local where = "collection:insert_many"

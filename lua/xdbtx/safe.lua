@@ -3,7 +3,7 @@ xdbtx.safe - the xdbtx API returning `nil, err` instead of raising, as
 cjson.safe does for cjson.
 
 Every function of the module and every method of the objects it returns
-(Client, Collection, Session, Cursor) is wrapped: on success it returns what
+(Client, Database, Collection, Session, Cursor) is wrapped: on success it returns what
 xdbtx returns (objects wrapped again, so their methods are safe too), on
 failure nil and the error. Safe objects are thin proxies over the real ones
 (field `__real`, which xdbtx itself unwraps when one is passed back, e.g. as
@@ -21,7 +21,10 @@ local unpack = table.unpack or unpack
 
 local S = {}
 
-local kinds = { [x.Client] = true, [x.Collection] = true, [x.Session] = true, [x.Cursor] = true }
+local kinds = {
+  [x.Client] = true, [x.Collection] = true, [x.Session] = true, [x.Cursor] = true,
+  [x.Database] = true,
+}
 local proxies = setmetatable({}, { __mode = "kv" })
 local wrap
 

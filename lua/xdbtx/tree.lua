@@ -28,6 +28,7 @@ local Cl = require "xdbtx.client"
 local A = require "xdbtx.attempt"
 local T = require "xdbtx.transaction"
 local O = require "xdbtx.outcome"
+local J = require "xdbtx.journal"
 
 local Tr = {}
 
@@ -226,20 +227,29 @@ end
 -- have one), newest first, each in a transaction of its own (transaction
 -- mode) or with no session (saga mode), given the store.
 local function compensate(run)
+  local journal = run.journal
   for i = #run.nodes, 1, -1 do
     local nd = run.nodes[i]
     if nd.state == "committed" and nd.compensate then
       local t0 = now()
       local ok, err
       if run.saga then
+        if journal then journal:saga_compensating(run, nd) end
         local ctx = { kind = "saga", sessions = run.saga_sessions }
         local co = C.enter(ctx)
         ok, err = pcall(nd.compensate, run.store, nil)
         C.leave(ctx, co)
+        if ok and journal then journal:saga_compensated(run, nd) end
       else
-        ok, err = pcall(T.quiet_transaction, nd.client, function(s)
-          return nd.compensate(run.store, s)
-        end, run.timeout, run.sleep)
+        local body = function(s) return nd.compensate(run.store, s) end
+        if journal then
+          local marked = J.compensation_body(journal.coll, run.id, nd, run.store, nd.compensate)
+          body = function(s)
+            journal:compensating(run, nd, s)
+            return marked(s)
+          end
+        end
+        ok, err = pcall(T.quiet_transaction, nd.client, body, run.timeout, run.sleep)
       end
       if ok then
         nd.state = "compensated"
@@ -253,7 +263,6 @@ local function compensate(run)
         nd.error = core.is_error(err) and err or xerror("compensate", "action", tostring(err),
           { node = label(nd), cause = err })
       end
-      if run.journal then run.journal:compensated(run, nd) end
       if wants("compensate") then
         emit("compensate", A.event(run, { node = label(nd), client = nd.client._id,
           duration = now() - t0, error = nd.error, state = nd.state }))
@@ -261,13 +270,14 @@ local function compensate(run)
     end
   end
 end
+Tr.compensate_nodes = compensate
 
 -- The end of every run: outcome, journal, events, callbacks; then return
 -- or raise. `err` (nil when committed) is the error to raise.
 local function conclude(run, err, reason)
   local outcome = O.new {
     id = run.id, name = run.name, nodes = node_list(run), store = run.store,
-    attempts = run.attempt or 1,
+    attempts = run.attempt or 1, error = err,
   }
   if run.journal then run.journal:finish(run, outcome) end
   local ctx = run.ctx
@@ -301,8 +311,15 @@ end
 
 -- The commit step of the attempt loop.
 local function tree_commit(run)
-  if run.journal then run.journal:decide(run) end
   local order = commit_order(run.parts)
+  run.commit_order_list = order
+  if run.journal then
+    local ok, jerr = pcall(run.journal.decide, run.journal, run)
+    if not ok then
+      A.abort_all(run)
+      return false, jerr, has_label(jerr, TRANSIENT)
+    end
+  end
   local sessions = {}
   for i, p in ipairs(order) do sessions[i] = p.session._core end
   run.commit_started = now()
@@ -372,7 +389,7 @@ local function tree_finish(run, how, v)
     for _, nd in ipairs(nodes) do
       if nd.part.commit and nd.part.commit.error then nd.error = nd.part.commit.error end
     end
-  else
+  elseif failed or run.flat_failed then
     err = action_error(err, failed)
   end
   return conclude(run, err)
@@ -391,7 +408,6 @@ local function tree_body(run)
     store[i] = res
     if nd.name then store[nd.name] = res end
   end
-  if run.journal then run.journal:store_ok(run) end
   return store
 end
 
@@ -423,14 +439,9 @@ local function start_run(parts, nodes, o, body, where)
   local run = {
     id = id, name = o.name, parts = parts, nodes = nodes, topts = o.topts,
     timeout = o.timeout, sleep = o.sleep, parallel = o.parallel, saga = o.saga,
-    base = { tree = id }, started = now(), attempt = 0,
+    base = { tree = id }, started = now(), attempt = 0, id_given = o.id ~= nil,
   }
-  if o.journal then
-    local J = require "xdbtx.journal"
-    run.journal = J.open(o.journal, run, where)
-    local recorded = run.journal:existing(run)
-    if recorded then return recorded end
-  end
+  if o.journal ~= nil then run.journal = J.open(o.journal, run, where) end
   return run
 end
 
@@ -453,7 +464,14 @@ local function run_transaction(run, body, finish)
   end
   run.ctx, run.sessions = ctx, sessions
   run.body, run.commit, run.finish = body, tree_commit, finish
-  if run.journal then run.journal:begin(run) end
+  if run.journal then
+    local ok2, recorded = pcall(run.journal.begin, run.journal, run)
+    if not ok2 or recorded then
+      close_run(run)
+      if not ok2 then error(recorded, 0) end
+      return (run.replay or Tr.replay)(recorded)
+    end
+  end
   run.co = C.enter(ctx)
   return A.loop(run)
 end
@@ -468,7 +486,10 @@ local function run_saga(run)
   run.saga_sessions = held
   run.ctx = { kind = "saga", sessions = held }
   run.attempt = 1
-  if run.journal then run.journal:begin(run) end
+  if run.journal then
+    local recorded = run.journal:begin(run)
+    if recorded then return Tr.replay(recorded) end
+  end
   if wants("start") then emit("start", A.event(run, { saga = true })) end
   local store = {}
   run.store = store
@@ -513,7 +534,6 @@ function Tr.run(tree, opts)
   local nodes = flatten(tree, where)
   local parts = participants(nodes)
   local run = start_run(parts, nodes, o, tree_body, where)
-  if getmetatable(run) == O.Outcome then return Tr.replay(run) end
   run.where = where
   if run.saga then return run_saga(run) end
   return run_transaction(run, tree_body, tree_finish)
@@ -564,17 +584,23 @@ function Tr.transaction(clients, fn, opts)
   end
   local parts = participants(nodes)
   local run = start_run(parts, nodes, o, nil, where)
-  if getmetatable(run) == O.Outcome then return Tr.replay(run) end
   run.where = where
+  run.replay = function(outcome)
+    if outcome.status ~= "committed" then return Tr.replay(outcome) end
+    local st = outcome.store or {}
+    return unpack(st, 1, table.maxn and table.maxn(st) or #st)
+  end
   local function body(r)
-    r.store, r.failed, r.body_ran = {}, nil, true
+    r.store, r.failed, r.body_ran, r.flat_failed = {}, nil, true, nil
     local sessions = {}
     for i, nd in ipairs(r.nodes) do sessions[i] = nd.part.session end
     local res = pack(pcall(fn, sessions))
-    if not res[1] then error(action_error(res[2], nil), 0) end
+    if not res[1] then
+      r.flat_failed = true
+      error(action_error(res[2], nil), 0)
+    end
     r.results = res
     r.store = { unpack(res, 2, res.n) }
-    if r.journal then r.journal:store_ok(r) end
     return res
   end
   return run_transaction(run, body, flat_finish)

@@ -88,7 +88,7 @@ static void
 test_registry (void)
 {
    xdbtx_pool_t *a = NULL, *b = NULL, *c = NULL, *d = NULL;
-   xdbtx_pool_opts_t o = {"app", 0, 0};
+   xdbtx_pool_opts_t o = {"app", 0, 0, {NULL, NULL, NULL}};
    xdbtx_error_t err;
    const char *uri = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200";
 
@@ -179,7 +179,7 @@ static xdbtx_pool_t *
 server_pool (const char *uri, const char *app)
 {
    xdbtx_pool_t *p = NULL;
-   xdbtx_pool_opts_t o = {app, 0, 5000};
+   xdbtx_pool_opts_t o = {app, 0, 5000, {NULL, NULL, NULL}};
    xdbtx_error_t err;
 
    xdbtx_error_init (&err);
@@ -218,7 +218,7 @@ static void
 test_server (const char *uri, const char *standalone)
 {
    xdbtx_pool_t *p = server_pool (uri, "core_test");
-   xdbtx_coll_t *coll = xdbtx_coll_new (p, "core_test", "items");
+   xdbtx_coll_t *coll = xdbtx_coll_new (p, "core_test", "items", NULL);
    xdbtx_session_t *s;
    xdbtx_cursor_t *cur;
    xdbtx_error_t err;

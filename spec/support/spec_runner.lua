@@ -8,8 +8,9 @@ session0/session1 (client:start_session), run the operations (names mapped
 to the Lua API: withTransaction -> session:with_transaction, insertOne ->
 collection:insert_one, ...), end the sessions, then compare the
 command-started events seen by client:on_command and the collection's final
-data. Anything the Lua API has no counterpart for makes the test "skipped"
-with a reason, never silently passed.
+data. An operation's collectionOptions become the Collection's defaults
+(client:collection(db, name, opts)). Only what needs a sharded cluster makes
+a test "skipped", with the reason, never silently passed.
 
   runner.load(path)                 -> decoded file (xdbtx.from_json)
   runner.file_skip(name, file)      -> reason | nil
@@ -26,19 +27,9 @@ local SKIP_FILES = {
 
 -- operations the Lua API has no counterpart for
 local UNSUPPORTED = {
-  distinct = "distinct is not in the xdbtx collection API",
-  bulkWrite = "bulkWrite is not in the xdbtx collection API",
-  count = "the deprecated count is not in the xdbtx collection API",
-  createCollection = "createCollection is not in the xdbtx API",
-  createIndex = "createIndex is not in the xdbtx API",
-  dropCollection = "dropCollection is not in the xdbtx API",
-  targetedFailPoint = "needs a sharded cluster",
-  assertSessionPinned = "needs a sharded cluster",
-  assertSessionUnpinned = "needs a sharded cluster",
-  assertCollectionExists = "collection listing is not in the xdbtx API",
-  assertCollectionNotExists = "collection listing is not in the xdbtx API",
-  assertIndexExists = "index listing is not in the xdbtx API",
-  assertIndexNotExists = "index listing is not in the xdbtx API",
+  targetedFailPoint = "needs a sharded cluster (a failpoint on the mongos a session is pinned to)",
+  assertSessionPinned = "needs a sharded cluster (mongos pinning)",
+  assertSessionUnpinned = "needs a sharded cluster (mongos pinning)",
 }
 
 local CLIENT_OPTIONS = {
@@ -183,26 +174,60 @@ local function update_result(r)
   }
 end
 
-local WRITES = {
-  insertOne = true, insertMany = true, updateOne = true, updateMany = true, replaceOne = true,
-  deleteOne = true, deleteMany = true, findOneAndUpdate = true, findOneAndReplace = true,
-  findOneAndDelete = true,
-}
-local READS = { find = true, aggregate = true, countDocuments = true }
+-- An operation's collectionOptions as the Collection's own defaults (a
+-- transaction's options win over them inside it, as the spec requires).
+-- databaseOptions only reach runCommand, which ignores them, as drivers do.
+local function collection_defaults(co)
+  local d = {}
+  if co.writeConcern then d.write_concern = co.writeConcern end
+  if co.readConcern then d.read_concern = co.readConcern.level end
+  if co.readPreference then d.read_preference = rp_mode(co.readPreference) end
+  return d
+end
 
--- The Lua API has no collection-level defaults: the runner applies an
--- operation's collectionOptions as per-operation options, as a driver
--- applies collection defaults: only outside a transaction (inside one the
--- transaction's concerns rule). databaseOptions only reach runCommand,
--- which ignores them, as drivers do.
-local function add_collection_options(o, op, session)
-  local co = op.collectionOptions
-  if not co or (session and session:in_transaction()) then return end
-  if WRITES[op.name] and co.writeConcern then o.write_concern = co.writeConcern end
-  if READS[op.name] then
-    if co.readConcern then o.read_concern = co.readConcern.level end
-    if co.readPreference then o.read_preference = rp_mode(co.readPreference) end
+-- bulkWrite requests: { name = "updateOne", arguments = {...} } -> { update_one = {...} }
+local BULK_KINDS = {
+  insertOne = "insert_one", updateOne = "update_one", updateMany = "update_many",
+  replaceOne = "replace_one", deleteOne = "delete_one", deleteMany = "delete_many",
+}
+
+local function bulk_requests(list)
+  local out = {}
+  for i, r in ipairs(list) do
+    local kind = BULK_KINDS[r.name]
+    if not kind then error("SKIP:bulkWrite request " .. tostring(r.name) .. " is not mapped", 0) end
+    local spec = {}
+    for k, v in pairs(r.arguments) do
+      spec[({ arrayFilters = "array_filters" })[k] or k] = v
+    end
+    out[i] = { [kind] = spec }
   end
+  return out
+end
+
+-- The Lua result in the spec's shape: ids keyed by 0-based position.
+local function bulk_result(r)
+  local ins, ups = {}, {}
+  for i, id in pairs(r.inserted_ids or {}) do ins[tostring(i - 1)] = id end
+  for i, id in pairs(r.upserted_ids) do ups[tostring(i - 1)] = id end
+  return {
+    deletedCount = r.deleted_count, insertedCount = r.inserted_count, insertedIds = ins,
+    matchedCount = r.matched_count, modifiedCount = r.modified_count,
+    upsertedCount = r.upserted_count, upsertedIds = ups,
+  }
+end
+
+local function has(list, v)
+  for _, e in ipairs(list) do
+    if e == v then return true end
+  end
+  return false
+end
+
+local function index_names(coll)
+  local out = {}
+  for _, ix in ipairs(coll:list_indexes({ session = false })) do out[#out + 1] = ix.name end
+  return out
 end
 
 local run_ops
@@ -214,9 +239,11 @@ local function run_op(S, op)
   if a.session and not session then error("unknown session " .. tostring(a.session), 0) end
   local c = S.coll
   local n = op.name
+  if op.collectionOptions then
+    c = S.client:collection(S.db, S.cname, collection_defaults(op.collectionOptions))
+  end
   if op.object == "collection" then
     local o = map_opts(a, session)
-    add_collection_options(o, op, session)
     if n == "insertOne" then
       return { insertedId = c:insert_one(a.document, o).inserted_id }
     elseif n == "insertMany" then
@@ -235,7 +262,27 @@ local function run_op(S, op)
     elseif n == "findOneAndUpdate" then return c:find_one_and_update(a.filter, a.update, o)
     elseif n == "findOneAndReplace" then return c:find_one_and_replace(a.filter, a.replacement, o)
     elseif n == "findOneAndDelete" then return c:find_one_and_delete(a.filter, o)
+    elseif n == "distinct" then return c:distinct(a.fieldName, a.filter, o)
+    elseif n == "bulkWrite" then
+      if a.options and a.options.ordered ~= nil then o.ordered = a.options.ordered end
+      return bulk_result(c:bulk_write(bulk_requests(a.requests), o))
+    elseif n == "createIndex" then
+      o.name = a.name
+      return c:create_index(a.keys, o)
+    elseif n == "count" then
+      -- The deprecated count command, which xdbtx does not wrap (it offers
+      -- count_documents and estimated_document_count): sent as written
+      -- through db:command, which is what these tests check (a transaction
+      -- refuses it).
+      local cmd = { { "count", S.cname } }
+      if a.filter then cmd[2] = { "query", a.filter } end
+      return S.client:database(S.db):command(x.ordered(cmd), { session = session })
     end
+  elseif op.object == "database" and n == "dropCollection" then
+    return S.client:database(S.db):collection(a.collection):drop({ session = session })
+  elseif op.object == "database" and n == "createCollection" then
+    -- xdbtx has no create_collection helper: the create command as written
+    return S.client:database(S.db):command({ create = a.collection }, { session = session })
   elseif op.object == "database" and n == "runCommand" then
     local cmd = a.command
     local name = a.command_name or op.command_name
@@ -261,6 +308,25 @@ local function run_op(S, op)
         { "configureFailPoint", fp.configureFailPoint }, { "mode", fp.mode }, { "data", fp.data },
       }, { session = false })
       S.failpoint = true
+      return nil
+    elseif n == "assertCollectionExists" or n == "assertCollectionNotExists" then
+      -- the runner's own commands are not the test's: not recorded
+      S.muted = true
+      local names = S.client:database(a.database):list_collection_names(nil, { session = false })
+      S.muted = false
+      if has(names, a.collection) ~= (n == "assertCollectionExists") then
+        error(("%s: %s.%s (collections: %s)"):format(n, a.database, a.collection,
+          table.concat(names, ", ")), 0)
+      end
+      return nil
+    elseif n == "assertIndexExists" or n == "assertIndexNotExists" then
+      S.muted = true
+      local names = index_names(S.client:collection(a.database, a.collection))
+      S.muted = false
+      if has(names, a.index) ~= (n == "assertIndexExists") then
+        error(("%s: %s on %s.%s (indexes: %s)"):format(n, a.index, a.database, a.collection,
+          table.concat(names, ", ")), 0)
+      end
       return nil
     elseif n == "assertSessionTransactionState" then
       local want = ({ none = "none", starting = "starting", in_progress = "in_progress",
@@ -357,7 +423,7 @@ function R.run_test(x, uri, file, t)
   if why then return "skip", why end
   local db, cname = file.database_name, file.collection_name
   local client = x.client(with_params(uri, t.clientOptions))
-  local S = { x = x, client = client, db = db, sessions = {} }
+  local S = { x = x, client = client, db = db, cname = cname, sessions = {} }
   pcall(client.command, client, "admin", { killAllSessions = setmetatable({}, x.array_mt) },
     { session = false })
   S.coll = client:collection(db, cname)
@@ -382,7 +448,7 @@ function R.run_test(x, uri, file, t)
 
   local events = {}
   local off = client:on_command(function(ev)
-    if ev.type == "started" then events[#events + 1] = ev end
+    if ev.type == "started" and not S.muted then events[#events + 1] = ev end
   end)
   local lsids = {}
   local ok, err = pcall(function()

@@ -1,0 +1,158 @@
+/*
+ * ldocs.c - the argument documents of the write methods, shared by every
+ * binding that sends them (lcollection.c, lbulk.c).
+ *
+ * Each encoder checks what it encodes before anything is sent: a document
+ * gets its _id here (so the caller knows it), an update must be a
+ * non-empty document of $-operators or a non-empty pipeline, a replacement
+ * has no $-keys, and a list of documents has keys exactly 1..n. They raise
+ * xdbtx.Error objects; what they build lives in the caller's scratch box.
+ */
+#include <stdlib.h>
+
+#include "lbind.h"
+
+/* Encode the document at idx into sc->doc[slot]; make sure it has an _id
+ * (a new ObjectId first when it had none) and return the final document. */
+bson_t *
+xdbtx_encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot, const char *fname)
+{
+   bson_t *doc = xdbtx_scratch_doc (sc, slot), *with_id;
+   bson_iter_t it;
+   bson_oid_t oid;
+
+   xdbtx_encode_or_raise (L, idx, doc, fname, "document");
+   if (bson_iter_init_find (&it, doc, "_id")) {
+      return doc;
+   }
+   with_id = bson_sized_new (doc->len + 17);
+   bson_oid_init (&oid, NULL);
+   BSON_APPEND_OID (with_id, "_id", &oid);
+   bson_concat (with_id, doc);
+   bson_destroy (doc);
+   sc->doc[slot] = with_id;
+   return with_id;
+}
+
+/* Encode an update into sc->doc[slot] and return it: a non-empty document
+ * of $-operators, or a non-empty pipeline (a list of stage documents, which
+ * libmongoc takes as a document with keys "0", "1", ...). Anything else
+ * raises and nothing is sent: an empty update, or a document without
+ * operators, would replace the whole matched document. */
+bson_t *
+xdbtx_encode_update (lua_State *L, int idx, lscratch_t *sc, int slot, const char *fname)
+{
+   bson_t *wrap = xdbtx_scratch_doc (sc, slot), *upd;
+   xdbtx_error_t err;
+   bson_iter_t it, child;
+   const uint8_t *data;
+   uint32_t len;
+   bool pipeline;
+
+   if (lua_type (L, idx) != LUA_TTABLE && lua_type (L, idx) != LUA_TUSERDATA) {
+      xdbtx_argerror (L, fname, "update must be a table, got %s", luaL_typename (L, idx));
+   }
+   xdbtx_error_init (&err);
+   if (!xdbtx_codec_append (L, idx, wrap, "update", 6, &err)) {
+      xdbtx_error_prefix (&err, "%s", fname);
+      xdbtx_lua_raise (L, &err);
+   }
+   bson_iter_init_find (&it, wrap, "update");
+   pipeline = BSON_ITER_HOLDS_ARRAY (&it);
+   if (pipeline) {
+      bson_iter_array (&it, &len, &data);
+   } else if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      bson_iter_document (&it, &len, &data);
+   } else {
+      xdbtx_argerror (L, fname, "update must be a document of $-operators or a pipeline");
+   }
+   upd = bson_new_from_data (data, len);
+   bson_destroy (wrap);
+   sc->doc[slot] = upd;
+   if (bson_empty (upd)) {
+      xdbtx_argerror (L, fname, "update must not be empty (an empty %s would %s)",
+                      pipeline ? "pipeline" : "document",
+                      pipeline ? "change nothing" : "erase every field of the matched document");
+   }
+   bson_iter_init (&it, upd);
+   while (bson_iter_next (&it)) {
+      if (pipeline && !BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         xdbtx_argerror (L, fname, "update pipeline stage [%d] must be a document",
+                         atoi (bson_iter_key (&it)) + 1);
+      }
+      if (pipeline) {
+         bson_iter_recurse (&it, &child);
+         if (!bson_iter_next (&child) || bson_iter_key (&child)[0] != '$') {
+            xdbtx_argerror (L, fname, "update pipeline stage [%d] must be a stage such as "
+                            "{ [\"$set\"] = ... }", atoi (bson_iter_key (&it)) + 1);
+         }
+      } else if (bson_iter_key (&it)[0] != '$') {
+         xdbtx_argerror (L, fname,
+                         "update must be a document of $-operators, got key '%s' (to replace "
+                         "the whole document use replace_one or find_one_and_replace)",
+                         bson_iter_key (&it));
+      }
+   }
+   return upd;
+}
+
+/* Encode a replacement into sc->doc[slot]: a document without $-operators
+ * at its top level (those belong to an update). */
+bson_t *
+xdbtx_encode_replacement (lua_State *L, int idx, lscratch_t *sc, int slot, const char *fname)
+{
+   bson_t *doc = xdbtx_scratch_doc (sc, slot);
+   bson_iter_t it;
+
+   xdbtx_encode_or_raise (L, idx, doc, fname, "replacement");
+   bson_iter_init (&it, doc);
+   while (bson_iter_next (&it)) {
+      if (bson_iter_key (&it)[0] == '$') {
+         xdbtx_argerror (L, fname,
+                         "replacement must not contain $-operators, got key '%s' (to update "
+                         "fields use update_one or find_one_and_update)",
+                         bson_iter_key (&it));
+      }
+   }
+   return doc;
+}
+
+/* The number of elements of the list at idx (keys exactly 1..n), or raise
+ * naming it `what`: a table with holes or other keys would lose documents
+ * silently. */
+size_t
+xdbtx_check_list (lua_State *L, int idx, const char *fname, const char *what)
+{
+   size_t n, count = 0;
+   lua_Number k;
+
+   if (lua_type (L, idx) != LUA_TTABLE) {
+      xdbtx_argerror (L, fname, "%s must be a list of tables, got %s", what,
+                      luaL_typename (L, idx));
+   }
+   n = lua_rawlen (L, idx);
+   lua_pushnil (L);
+   while (lua_next (L, idx)) {
+      lua_pop (L, 1);
+      k = lua_type (L, -1) == LUA_TNUMBER ? lua_tonumber (L, -1) : 0;
+      if (lua_type (L, -1) != LUA_TNUMBER || k != (lua_Number) (size_t) k || k < 1 ||
+          (size_t) k > n) {
+         if (lua_type (L, -1) == LUA_TSTRING) {
+            xdbtx_argerror (L, fname, "%s must be a list (keys 1..n), got key '%s'",
+                            what, lua_tostring (L, -1));
+         }
+         if (lua_type (L, -1) == LUA_TNUMBER) {
+            xdbtx_argerror (L, fname, "%s must be a list without holes (keys 1..n), "
+                            "got key %s", what, lua_tostring (L, -1));
+         }
+         xdbtx_argerror (L, fname, "%s must be a list (keys 1..n), got a %s key",
+                         what, luaL_typename (L, -1));
+      }
+      count++;
+   }
+   if (count != n) {
+      xdbtx_argerror (L, fname, "%s must be a list without holes (keys 1..n), "
+                      "got %d keys for a length of %d", what, (int) count, (int) n);
+   }
+   return n;
+}
