@@ -101,7 +101,11 @@ function App:tree(order)
 end
 
 -- app:options(order) -> the options of xdbtx.run for one order: the run is
--- named after the shop's flow and identified by the order.
+-- named after the shop's flow and identified by the order. A journal is one
+-- more field here (journal = a collection, e.g. on the shop's cluster);
+-- then a second checkout of the same order id returns or raises the
+-- recorded outcome, so app:reset must empty the journal too, or the demo's
+-- fixed order ids replay the first run's outcomes.
 function App:options(order)
   return { name = "checkout", id = order.id, timeout = 30 }
 end
