@@ -1,6 +1,8 @@
 /*
- * codec.h - private header shared by codec.c (table <-> BSON walking) and
- * codec_types.c (typed values: ObjectId, Date, ..., the null sentinel).
+ * codec.h - private header shared by the codec's files: codec.c (shared
+ * helpers, registration), codec_encode.c, codec_decode.c, codec_json.c,
+ * codec_types.c (typed values: layout, metatables) and codec_values.c
+ * (their constructors and methods).
  *
  * Every typed value is one userdata layout (codec_val_t) under a metatable
  * per kind ("xdbtx.ObjectId", ...). Each of those metatables holds the kind
@@ -37,6 +39,7 @@
 #ifndef XDBTX_CODEC_H
 #define XDBTX_CODEC_H
 
+#include <stdarg.h>
 #include <string.h>
 
 #include "lxdbtx.h"
@@ -175,8 +178,30 @@ int codec_raise (lua_State *L, const char *phase, const char *fmt, ...)
 /* Classify the table at idx for xdbtx.type: "array" or "document". */
 const char *codec_table_kind (lua_State *L, int idx);
 
-/* Register the typed-value constructors, singletons and metatables, and
- * array_mt/ordered into the module table at module_idx. */
+/* Fill err with "<path>: <reason>", the path "doc.a[2].b" made of
+ * keys[1..depth] (NULL key: an array index, lens[d] 1-based); returns
+ * false. Shared by the encoder and the decoder. */
+bool codec_path_fail (xdbtx_error_t *err, const char *phase, const char *const *keys,
+                      const size_t *lens, int depth, const char *fmt, va_list ap);
+
+/* The typed value of kind at idx, or raise an argument error. */
+codec_val_t *codec_check_val (lua_State *L, int idx, int kind);
+
+/* True for a 16-byte Binary of subtype 3 or 4; its "8-4-4-4-12" text. */
+bool codec_is_uuid (const codec_val_t *v);
+void codec_uuid_text (const codec_val_t *v, char out[37]);
+
+/* codec_values.c: the constructors (xdbtx.object_id, ...) and the methods
+ * of each kind, registered by codec_open_types. */
+extern const luaL_Reg codec_value_funcs[];
+extern const luaL_Reg *const codec_kind_methods[CODEC_KIND_COUNT];
+
+/* Register into the module table at module_idx: the typed values
+ * (constructors, singletons, metatables, array_mt, ordered), encode,
+ * decode, to_json/from_json. Each is safe to call again for a state. */
 void codec_open_types (lua_State *L, int module_idx);
+void codec_open_encode (lua_State *L, int module_idx);
+void codec_open_decode (lua_State *L, int module_idx);
+void codec_open_json (lua_State *L, int module_idx);
 
 #endif /* XDBTX_CODEC_H */

@@ -31,7 +31,7 @@ int xdbtx_lua_raisef (lua_State *L, const char *phase, const char *fmt, ...);
  * at module_idx as `Error`, with `error(fields)` building one from Lua. */
 void xdbtx_lua_open_error (lua_State *L, int module_idx);
 
-/* ---- codec (codec.c, codec_types.c; rules in codec.h) ---------------- */
+/* ---- codec (src/codec*.c; rules in codec.h) ------------------------- */
 
 /* Encode the Lua table at idx into out, which the caller has bson_init'ed
  * (the fields are appended to whatever out holds). On failure returns
