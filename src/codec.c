@@ -43,6 +43,136 @@ codec_raise (lua_State *L, const char *phase, const char *fmt, ...)
    return xdbtx_lua_raise (L, &err);
 }
 
+/* An argument error: domain argument (set here, not derived from the
+ * phase), phase "argument". */
+static int
+arg_raise (lua_State *L, const char *msg)
+{
+   xdbtx_error_t err;
+
+   xdbtx_error_init (&err);
+   err.domain = XDBTX_DOMAIN_ARG;
+   bson_strncpy (err.phase, "argument", sizeof err.phase);
+   bson_strncpy (err.message, msg, sizeof err.message);
+   return xdbtx_lua_raise (L, &err);
+}
+
+int
+codec_argerror (lua_State *L, const char *fname, const char *fmt, ...)
+{
+   char msg[512];
+   size_t n;
+   va_list ap;
+
+   n = (size_t) snprintf (msg, sizeof msg, "%s: ", fname);
+   if (n < sizeof msg) {
+      va_start (ap, fmt);
+      vsnprintf (msg + n, sizeof msg - n, fmt, ap);
+      va_end (ap);
+   }
+   return arg_raise (L, msg);
+}
+
+const char *
+codec_describe (lua_State *L, int idx, char *buf, size_t size)
+{
+   const char *s;
+   size_t n, i;
+   codec_val_t *v;
+
+   idx = lua_absindex (L, idx);
+   switch (lua_type (L, idx)) {
+   case LUA_TNONE: /* a missing argument reads as nil in Lua */
+   case LUA_TNIL:
+      snprintf (buf, size, "nil");
+      break;
+   case LUA_TNUMBER:
+      lua_pushvalue (L, idx); /* a copy: lua_tostring converts in place */
+      snprintf (buf, size, "number %s", lua_tostring (L, -1));
+      lua_pop (L, 1);
+      break;
+   case LUA_TBOOLEAN:
+      snprintf (buf, size, "boolean %s", lua_toboolean (L, idx) ? "true" : "false");
+      break;
+   case LUA_TSTRING: {
+      char shown[44];
+      s = lua_tolstring (L, idx, &n);
+      if (n > 40) {
+         n = 40;
+         while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80) {
+            n--; /* do not cut a UTF-8 sequence */
+         }
+      }
+      for (i = 0; i < n; i++) {
+         unsigned char c = (unsigned char) s[i];
+         shown[i] = (char) ((c < 0x20 || c == 0x7f) ? '?' : c);
+      }
+      shown[n] = 0;
+      snprintf (buf, size, "string \"%s\"%s", shown, n < lua_rawlen (L, idx) ? "..." : "");
+      break;
+   }
+   case LUA_TUSERDATA:
+      v = codec_val_test (L, idx);
+      if (v) {
+         snprintf (buf, size, "%s", codec_kind_mt (v->kind));
+      } else if (luaL_getmetafield (L, idx, "__name")) {
+         snprintf (buf, size, "%s", lua_type (L, -1) == LUA_TSTRING ? lua_tostring (L, -1) : "userdata");
+         lua_pop (L, 1);
+      } else {
+         snprintf (buf, size, "userdata");
+      }
+      break;
+   default:
+      snprintf (buf, size, "%s", luaL_typename (L, idx));
+      break;
+   }
+   return buf;
+}
+
+int
+codec_arg_expected (lua_State *L, int idx, const char *fname, const char *what)
+{
+   char got[96];
+
+   return codec_argerror (L, fname, "expected %s, got %s", what, codec_describe (L, idx, got, sizeof got));
+}
+
+int
+codec_check_self_fail (lua_State *L, int idx, const char *mname, const char *what)
+{
+   char got[96];
+
+   if (lua_isnoneornil (L, idx)) {
+      return codec_argerror (L, mname, "expected %s as self (did you call it with '.'?)", what);
+   }
+   return codec_argerror (L, mname, "expected %s as self, got %s (did you call it with '.'?)", what,
+                          codec_describe (L, idx, got, sizeof got));
+}
+
+const char *
+codec_check_lstring (lua_State *L, int idx, size_t *len, const char *fname, const char *what)
+{
+   int t = lua_type (L, idx);
+
+   if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+      codec_arg_expected (L, idx, fname, what);
+   }
+   return lua_tolstring (L, idx, len);
+}
+
+const char *
+codec_opt_lstring (lua_State *L, int idx, const char *def, size_t *len, const char *fname,
+                   const char *what)
+{
+   if (lua_isnoneornil (L, idx)) {
+      if (len) {
+         *len = def ? strlen (def) : 0;
+      }
+      return def;
+   }
+   return codec_check_lstring (L, idx, len, fname, what);
+}
+
 /* ASCII runs are checked a word at a time; anything else goes to libbson. */
 bool
 codec_utf8_valid (const char *s, size_t n, bool allow_nul)

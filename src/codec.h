@@ -137,8 +137,10 @@ void codec_push_singleton (lua_State *L, int kind);
  * (|v| <= 2^53), else an xdbtx.Int64. */
 void codec_push_int64 (lua_State *L, int64_t v);
 
-/* Lua name of a kind for xdbtx.type: "objectid", "date", ... */
+/* Lua name of a kind for xdbtx.type: "objectid", "date", ...; its
+ * metatable name: "xdbtx.ObjectId", ... */
 const char *codec_kind_name (int kind);
+const char *codec_kind_mt (int kind);
 
 /* True when s[0..n) is valid UTF-8; allow_nul permits U+0000 bytes. */
 bool codec_utf8_valid (const char *s, size_t n, bool allow_nul);
@@ -184,8 +186,36 @@ const char *codec_table_kind (lua_State *L, int idx);
 bool codec_path_fail (xdbtx_error_t *err, const char *phase, const char *const *keys,
                       const size_t *lens, int depth, const char *fmt, va_list ap);
 
-/* The typed value of kind at idx, or raise an argument error. */
-codec_val_t *codec_check_val (lua_State *L, int idx, int kind);
+/* The typed value of kind at idx (the self of method mname), or raise an
+ * argument error "<mname>: expected an ObjectId as self ...". */
+codec_val_t *codec_check_val (lua_State *L, int idx, int kind, const char *mname);
+
+/* ---- argument errors: xdbtx.Error, domain argument, phase "argument" ---- */
+
+/* Describe the value at idx for a message: "nil" (also for none), "number 5",
+ * "string \"ab\"" (cut at 40 bytes), "boolean true", "table",
+ * "xdbtx.ObjectId", "function", ... Written into buf, which is returned. */
+const char *codec_describe (lua_State *L, int idx, char *buf, size_t size);
+
+/* Raise "<fname>: <formatted reason>". Never returns. */
+int codec_argerror (lua_State *L, const char *fname, const char *fmt, ...)
+   BSON_GNUC_PRINTF (3, 4);
+
+/* Raise "<fname>: expected <what>, got <description of idx>". */
+int codec_arg_expected (lua_State *L, int idx, const char *fname, const char *what);
+
+/* Raise "<mname>: expected <what> as self (did you call it with '.'?)",
+ * naming what self was when it was not nil. */
+int codec_check_self_fail (lua_State *L, int idx, const char *mname, const char *what);
+
+/* The string at idx (a number is converted, as luaL_checklstring does), or
+ * raise codec_arg_expected (L, idx, fname, what). len may be NULL. */
+const char *codec_check_lstring (lua_State *L, int idx, size_t *len, const char *fname,
+                                 const char *what);
+
+/* The same, with def for none or nil. */
+const char *codec_opt_lstring (lua_State *L, int idx, const char *def, size_t *len,
+                               const char *fname, const char *what);
 
 /* True for a 16-byte Binary of subtype 3 or 4; its "8-4-4-4-12" text. */
 bool codec_is_uuid (const codec_val_t *v);

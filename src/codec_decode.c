@@ -469,12 +469,14 @@ static int
 f_decode (lua_State *L)
 {
    size_t n;
-   const char *s = luaL_checklstring (L, 1, &n);
+   const char *s = codec_check_lstring (L, 1, &n, "xdbtx.decode", "a string of BSON bytes");
    xdbtx_error_t err;
    int mode = 0;
 
    if (!lua_isnoneornil (L, 2)) {
-      luaL_checktype (L, 2, LUA_TTABLE);
+      if (!lua_istable (L, 2)) {
+         return codec_arg_expected (L, 2, "xdbtx.decode", "an options table as argument 2");
+      }
       lua_getfield (L, 2, "ordered");
       mode = lua_toboolean (L, -1) ? 1 : 0;
       lua_getfield (L, 2, "exact");

@@ -692,7 +692,9 @@ f_encode (lua_State *L)
    xdbtx_error_t err;
    bool ok;
 
-   luaL_checkany (L, 1);
+   if (lua_isnone (L, 1)) {
+      return codec_argerror (L, "xdbtx.encode", "expected a table, got no value");
+   }
    lua_settop (L, 1);
    xdbtx_error_init (&err);
    enc_init (&e, L, lua_upvalueindex (1), &err);

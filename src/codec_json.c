@@ -21,16 +21,20 @@ f_to_json (lua_State *L)
    char *json;
    size_t len;
 
-   luaL_checkany (L, 1);
+   if (lua_isnone (L, 1)) {
+      return codec_argerror (L, "xdbtx.to_json", "expected a value, got no value");
+   }
    if (!lua_isnoneornil (L, 2)) {
       const char *mode;
-      luaL_checktype (L, 2, LUA_TTABLE);
+      if (!lua_istable (L, 2)) {
+         return codec_arg_expected (L, 2, "xdbtx.to_json", "an options table as argument 2");
+      }
       lua_getfield (L, 2, "mode");
-      mode = luaL_optstring (L, -1, "relaxed");
-      if (strcmp (mode, "canonical") == 0) {
+      mode = lua_type (L, -1) == LUA_TSTRING ? lua_tostring (L, -1) : NULL;
+      if (mode && strcmp (mode, "canonical") == 0) {
          canonical = true;
-      } else if (strcmp (mode, "relaxed") != 0) {
-         return codec_raise (L, "encode", "to_json: mode must be \"relaxed\" or \"canonical\", got \"%s\"", mode);
+      } else if (!lua_isnil (L, -1) && !(mode && strcmp (mode, "relaxed") == 0)) {
+         return codec_arg_expected (L, -1, "xdbtx.to_json", "mode \"relaxed\" or \"canonical\"");
       }
       lua_pop (L, 1);
    }
@@ -46,7 +50,7 @@ f_to_json (lua_State *L)
                     : bson_as_relaxed_extended_json (&b, &len);
    bson_destroy (&b);
    if (!json) {
-      return codec_raise (L, "encode", "to_json: libbson could not convert the value");
+      return codec_raise (L, "encode", "xdbtx.to_json: libbson could not convert the value");
    }
    if (doc) {
       lua_pushlstring (L, json, len);
@@ -65,7 +69,7 @@ static int
 f_from_json (lua_State *L)
 {
    size_t n, i = 0;
-   const char *s = luaL_checklstring (L, 1, &n);
+   const char *s = codec_check_lstring (L, 1, &n, "xdbtx.from_json", "a JSON string");
    bson_error_t error;
    bson_t b;
    xdbtx_error_t err;
@@ -83,7 +87,7 @@ f_from_json (lua_State *L)
       s = lua_tolstring (L, -1, &n);
    }
    if (!bson_init_from_json (&b, s, (ssize_t) n, &error)) {
-      return codec_raise (L, "decode", "from_json: %s", error.message);
+      return codec_raise (L, "decode", "xdbtx.from_json: %s", error.message);
    }
    xdbtx_error_init (&err);
    if (!xdbtx_codec_push (L, &b, &err)) {

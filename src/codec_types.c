@@ -29,26 +29,33 @@ static const char maxkey_key = 0;
 static const struct {
    const char *mt;   /* metatable name */
    const char *type; /* xdbtx.type() name */
+   const char *a;    /* for messages: "an ObjectId" */
 } kinds[CODEC_KIND_COUNT] = {
-   [CODEC_OID] = {"xdbtx.ObjectId", "objectid"},
-   [CODEC_DATE] = {"xdbtx.Date", "date"},
-   [CODEC_TIMESTAMP] = {"xdbtx.Timestamp", "timestamp"},
-   [CODEC_DECIMAL128] = {"xdbtx.Decimal128", "decimal128"},
-   [CODEC_BINARY] = {"xdbtx.Binary", "binary"},
-   [CODEC_REGEX] = {"xdbtx.Regex", "regex"},
-   [CODEC_CODE] = {"xdbtx.Code", "code"},
-   [CODEC_MINKEY] = {"xdbtx.MinKey", "minkey"},
-   [CODEC_MAXKEY] = {"xdbtx.MaxKey", "maxkey"},
-   [CODEC_NULL] = {"xdbtx.Null", "null"},
-   [CODEC_INT32] = {"xdbtx.Int32", "int32"},
-   [CODEC_INT64] = {"xdbtx.Int64", "int64"},
-   [CODEC_DOUBLE] = {"xdbtx.Double", "double"},
+   [CODEC_OID] = {"xdbtx.ObjectId", "objectid", "an ObjectId"},
+   [CODEC_DATE] = {"xdbtx.Date", "date", "a Date"},
+   [CODEC_TIMESTAMP] = {"xdbtx.Timestamp", "timestamp", "a Timestamp"},
+   [CODEC_DECIMAL128] = {"xdbtx.Decimal128", "decimal128", "a Decimal128"},
+   [CODEC_BINARY] = {"xdbtx.Binary", "binary", "a Binary"},
+   [CODEC_REGEX] = {"xdbtx.Regex", "regex", "a Regex"},
+   [CODEC_CODE] = {"xdbtx.Code", "code", "a Code"},
+   [CODEC_MINKEY] = {"xdbtx.MinKey", "minkey", "xdbtx.minkey"},
+   [CODEC_MAXKEY] = {"xdbtx.MaxKey", "maxkey", "xdbtx.maxkey"},
+   [CODEC_NULL] = {"xdbtx.Null", "null", "xdbtx.null"},
+   [CODEC_INT32] = {"xdbtx.Int32", "int32", "an Int32"},
+   [CODEC_INT64] = {"xdbtx.Int64", "int64", "an Int64"},
+   [CODEC_DOUBLE] = {"xdbtx.Double", "double", "a Double"},
 };
 
 const char *
 codec_kind_name (int kind)
 {
    return (kind > 0 && kind < CODEC_KIND_COUNT) ? kinds[kind].type : "userdata";
+}
+
+const char *
+codec_kind_mt (int kind)
+{
+   return (kind > 0 && kind < CODEC_KIND_COUNT) ? kinds[kind].mt : "userdata";
 }
 
 codec_val_t *
@@ -93,12 +100,12 @@ codec_push_singleton (lua_State *L, int kind)
 }
 
 codec_val_t *
-codec_check_val (lua_State *L, int idx, int kind)
+codec_check_val (lua_State *L, int idx, int kind, const char *mname)
 {
    codec_val_t *v = codec_val_test (L, idx);
 
    if (!v || v->kind != kind) {
-      luaL_argerror (L, idx, lua_pushfstring (L, "%s expected", kinds[kind].mt));
+      codec_check_self_fail (L, idx, mname, kinds[kind].a);
    }
    return v;
 }
@@ -200,7 +207,9 @@ mm_tostring (lua_State *L)
    luaL_Buffer b;
    char buf[64];
 
-   luaL_argcheck (L, v != NULL, 1, "xdbtx value expected");
+   if (!v) {
+      return codec_check_self_fail (L, 1, "__tostring", "an xdbtx typed value");
+   }
    luaL_buffinit (L, &b);
    switch (v->kind) {
    case CODEC_OID:
@@ -350,7 +359,7 @@ cmp_operand (lua_State *L, int idx, int64_t *i, double *d)
       *d = (double) lua_tonumber (L, idx);
       return 2;
    }
-   luaL_argerror (L, idx, "number or xdbtx.Int64 expected");
+   codec_arg_expected (L, idx, "comparison", "a number, an Int32, an Int64 or a Date");
    return 0;
 }
 
@@ -415,7 +424,7 @@ mm_le (lua_State *L)
 static int
 mm_len (lua_State *L)
 {
-   lua_pushinteger (L, (lua_Integer) codec_check_val (L, 1, CODEC_BINARY)->len);
+   lua_pushinteger (L, (lua_Integer) codec_check_val (L, 1, CODEC_BINARY, "#")->len);
    return 1;
 }
 

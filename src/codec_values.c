@@ -20,9 +20,12 @@
 
 /* ---- numbers shared by the constructors ----------------------------- */
 
-/* An exact int64 from a Lua number, an integer string, or an Int64/Int32. */
+/* An exact int64 from a Lua number, an integer string, or an Int64/Int32.
+ * A value of another type is an argument error ("<fname>: expected
+ * <what>, got ..."); a number or string that is not an exact int64 is a
+ * codec error. */
 static int64_t
-check_int64 (lua_State *L, int idx, const char *what)
+check_int64 (lua_State *L, int idx, const char *fname, const char *what)
 {
    codec_val_t *v;
    const char *s;
@@ -39,7 +42,7 @@ check_int64 (lua_State *L, int idx, const char *what)
 #endif
       x = lua_tonumber (L, idx);
       if (x != floor (x) || x < -9223372036854775808.0 || x >= 9223372036854775808.0) {
-         codec_raise (L, "encode", "%s: %s is not an integer", what, lua_tostring (L, idx));
+         codec_raise (L, "encode", "%s: %s is not an integer", fname, lua_tostring (L, idx));
       }
       return (int64_t) x;
    case LUA_TSTRING:
@@ -47,7 +50,7 @@ check_int64 (lua_State *L, int idx, const char *what)
       errno = 0;
       ll = strtoll (s, &end, 10);
       if (errno || end == s || *end) {
-         codec_raise (L, "encode", "%s: \"%s\" is not a 64-bit integer", what, s);
+         codec_raise (L, "encode", "%s: \"%.40s\" is not a 64-bit integer", fname, s);
       }
       return (int64_t) ll;
    case LUA_TUSERDATA:
@@ -62,7 +65,7 @@ check_int64 (lua_State *L, int idx, const char *what)
    default:
       break;
    }
-   codec_raise (L, "encode", "%s: integer expected, got %s", what, luaL_typename (L, idx));
+   codec_arg_expected (L, idx, fname, what);
    return 0;
 }
 
@@ -74,10 +77,10 @@ f_object_id (lua_State *L)
 {
    codec_val_t *v;
    size_t n;
-   const char *hex = luaL_optlstring (L, 1, NULL, &n);
+   const char *hex = codec_opt_lstring (L, 1, NULL, &n, "xdbtx.object_id", "a string of 24 hex digits");
 
    if (hex && (n != 24 || !bson_oid_is_valid (hex, n))) {
-      return codec_raise (L, "encode", "object_id: expected 24 hex digits, got \"%.40s\"", hex);
+      return codec_raise (L, "encode", "xdbtx.object_id: expected 24 hex digits, got \"%.40s\"", hex);
    }
    v = codec_val_push (L, CODEC_OID, 0);
    if (hex) {
@@ -99,19 +102,19 @@ f_date (lua_State *L)
       clock_gettime (CLOCK_REALTIME, &ts);
       ms = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
    } else {
-      ms = check_int64 (L, 1, "date");
+      ms = check_int64 (L, 1, "xdbtx.date", "an integer (milliseconds)");
    }
    codec_val_push (L, CODEC_DATE, 0)->u.i64 = ms;
    return 1;
 }
 
 static uint32_t
-check_u32 (lua_State *L, int idx, const char *what)
+check_u32 (lua_State *L, int idx, const char *fname, const char *what)
 {
-   int64_t v = check_int64 (L, idx, what);
+   int64_t v = check_int64 (L, idx, fname, what);
 
    if (v < 0 || v > UINT32_MAX) {
-      codec_raise (L, "encode", "%s: %" PRId64 " is out of range 0..4294967295", what, v);
+      codec_raise (L, "encode", "%s: %" PRId64 " is out of range 0..4294967295", fname, v);
    }
    return (uint32_t) v;
 }
@@ -120,7 +123,8 @@ check_u32 (lua_State *L, int idx, const char *what)
 static int
 f_timestamp (lua_State *L)
 {
-   uint32_t t = check_u32 (L, 1, "timestamp"), i = check_u32 (L, 2, "timestamp");
+   uint32_t t = check_u32 (L, 1, "xdbtx.timestamp", "an integer as argument 1 (t)");
+   uint32_t i = check_u32 (L, 2, "xdbtx.timestamp", "an integer as argument 2 (i)");
    codec_val_t *v = codec_val_push (L, CODEC_TIMESTAMP, 0);
 
    v->u.ts.t = t;
@@ -133,10 +137,10 @@ static int
 f_decimal128 (lua_State *L)
 {
    bson_decimal128_t dec;
-   const char *s = luaL_checkstring (L, 1);
+   const char *s = codec_check_lstring (L, 1, NULL, "xdbtx.decimal128", "a string");
 
    if (!bson_decimal128_from_string (s, &dec)) {
-      return codec_raise (L, "encode", "decimal128: \"%.60s\" is not a decimal number", s);
+      return codec_raise (L, "encode", "xdbtx.decimal128: \"%.60s\" is not a decimal number", s);
    }
    codec_val_push (L, CODEC_DECIMAL128, 0)->u.dec = dec;
    return 1;
@@ -160,14 +164,15 @@ static int
 f_binary (lua_State *L)
 {
    size_t n;
-   const char *s = luaL_checklstring (L, 1, &n);
-   int64_t sub = lua_isnoneornil (L, 2) ? 0 : check_int64 (L, 2, "binary");
+   const char *s = codec_check_lstring (L, 1, &n, "xdbtx.binary", "a string of bytes");
+   int64_t sub = lua_isnoneornil (L, 2) ? 0
+                 : check_int64 (L, 2, "xdbtx.binary", "an integer subtype as argument 2");
 
    if (sub < 0 || sub > 255) {
-      return codec_raise (L, "encode", "binary: subtype %" PRId64 " is out of range 0..255", sub);
+      return codec_raise (L, "encode", "xdbtx.binary: subtype %" PRId64 " is out of range 0..255", sub);
    }
    if (n > CODEC_MAX_BYTES) {
-      return codec_raise (L, "encode", "binary: %zu bytes is over the 16 MiB limit", n);
+      return codec_raise (L, "encode", "xdbtx.binary: %zu bytes is over the 16 MiB limit", n);
    }
    push_binary (L, (const uint8_t *) s, n, (int) sub);
    return 1;
@@ -239,11 +244,11 @@ f_uuid (lua_State *L)
 {
    uint8_t b[16];
    size_t n;
-   const char *s = luaL_optlstring (L, 1, NULL, &n);
+   const char *s = codec_opt_lstring (L, 1, NULL, &n, "xdbtx.uuid", "a string \"8-4-4-4-12\"");
 
    if (s) {
       if (!parse_uuid (s, n, b)) {
-         return codec_raise (L, "encode", "uuid: expected 8-4-4-4-12 hex digits, got \"%.40s\"", s);
+         return codec_raise (L, "encode", "xdbtx.uuid: expected 8-4-4-4-12 hex digits, got \"%.40s\"", s);
       }
    } else {
       random_bytes (b, 16);
@@ -259,18 +264,18 @@ static int
 f_regex (lua_State *L)
 {
    size_t pn, fn, i, k = 0;
-   const char *p = luaL_checklstring (L, 1, &pn);
-   const char *f = luaL_optlstring (L, 2, "", &fn);
+   const char *p = codec_check_lstring (L, 1, &pn, "xdbtx.regex", "a pattern string");
+   const char *f = codec_opt_lstring (L, 2, "", &fn, "xdbtx.regex", "a flags string as argument 2");
    static const char valid[] = "ilmsux";
    char sorted[8];
    codec_val_t *v;
 
    if (strlen (p) != pn || !codec_utf8_valid (p, pn, false)) {
-      return codec_raise (L, "encode", "regex: pattern contains NUL or invalid UTF-8");
+      return codec_raise (L, "encode", "xdbtx.regex: pattern contains NUL or invalid UTF-8");
    }
    for (i = 0; i < fn; i++) {
       if (!f[i] || !strchr (valid, f[i])) {
-         return codec_raise (L, "encode", "regex: invalid flag '%c' (expected ilmsux)", f[i] ? f[i] : '0');
+         return codec_raise (L, "encode", "xdbtx.regex: invalid flag '%c' (expected ilmsux)", f[i] ? f[i] : '0');
       }
    }
    for (i = 0; valid[i]; i++) {
@@ -292,11 +297,11 @@ static int
 f_code (lua_State *L)
 {
    size_t n;
-   const char *s = luaL_checklstring (L, 1, &n);
+   const char *s = codec_check_lstring (L, 1, &n, "xdbtx.code", "a source string");
    codec_val_t *v;
 
    if (strlen (s) != n || !codec_utf8_valid (s, n, false)) {
-      return codec_raise (L, "encode", "code: source contains NUL or invalid UTF-8");
+      return codec_raise (L, "encode", "xdbtx.code: source contains NUL or invalid UTF-8");
    }
    v = codec_val_push (L, CODEC_CODE, n + 1);
    v->len = (uint32_t) n;
@@ -308,10 +313,10 @@ f_code (lua_State *L)
 static int
 f_int32 (lua_State *L)
 {
-   int64_t n = check_int64 (L, 1, "int32");
+   int64_t n = check_int64 (L, 1, "xdbtx.int32", "an integer");
 
    if (n < INT32_MIN || n > INT32_MAX) {
-      return codec_raise (L, "encode", "int32: %" PRId64 " does not fit in 32 bits", n);
+      return codec_raise (L, "encode", "xdbtx.int32: %" PRId64 " does not fit in 32 bits", n);
    }
    codec_val_push (L, CODEC_INT32, 0)->u.i32 = (int32_t) n;
    return 1;
@@ -321,7 +326,7 @@ f_int32 (lua_State *L)
 static int
 f_int64 (lua_State *L)
 {
-   int64_t n = check_int64 (L, 1, "int64");
+   int64_t n = check_int64 (L, 1, "xdbtx.int64", "an integer or a string of digits");
 
    codec_val_push (L, CODEC_INT64, 0)->u.i64 = n;
    return 1;
@@ -331,8 +336,12 @@ f_int64 (lua_State *L)
 static int
 f_double (lua_State *L)
 {
-   lua_Number x = luaL_checknumber (L, 1);
+   lua_Number x;
 
+   if (!lua_isnumber (L, 1)) {
+      return codec_arg_expected (L, 1, "xdbtx.double", "a number");
+   }
+   x = lua_tonumber (L, 1);
    codec_val_push (L, CODEC_DOUBLE, 0)->u.d = (double) x;
    return 1;
 }
@@ -345,7 +354,7 @@ m_oid_hex (lua_State *L)
 {
    char hex[25];
 
-   bson_oid_to_string (&codec_check_val (L, 1, CODEC_OID)->u.oid, hex);
+   bson_oid_to_string (&codec_check_val (L, 1, CODEC_OID, "hex")->u.oid, hex);
    lua_pushlstring (L, hex, 24);
    return 1;
 }
@@ -354,7 +363,7 @@ m_oid_hex (lua_State *L)
 static int
 m_oid_time (lua_State *L)
 {
-   lua_pushnumber (L, (lua_Number) bson_oid_get_time_t (&codec_check_val (L, 1, CODEC_OID)->u.oid));
+   lua_pushnumber (L, (lua_Number) bson_oid_get_time_t (&codec_check_val (L, 1, CODEC_OID, "time")->u.oid));
    return 1;
 }
 
@@ -362,7 +371,7 @@ m_oid_time (lua_State *L)
 static int
 m_date_ms (lua_State *L)
 {
-   codec_push_int64 (L, codec_check_val (L, 1, CODEC_DATE)->u.i64);
+   codec_push_int64 (L, codec_check_val (L, 1, CODEC_DATE, "ms")->u.i64);
    return 1;
 }
 
@@ -370,14 +379,14 @@ m_date_ms (lua_State *L)
 static int
 m_ts_t (lua_State *L)
 {
-   lua_pushinteger (L, (lua_Integer) codec_check_val (L, 1, CODEC_TIMESTAMP)->u.ts.t);
+   lua_pushinteger (L, (lua_Integer) codec_check_val (L, 1, CODEC_TIMESTAMP, "t")->u.ts.t);
    return 1;
 }
 
 static int
 m_ts_i (lua_State *L)
 {
-   lua_pushinteger (L, (lua_Integer) codec_check_val (L, 1, CODEC_TIMESTAMP)->u.ts.i);
+   lua_pushinteger (L, (lua_Integer) codec_check_val (L, 1, CODEC_TIMESTAMP, "i")->u.ts.i);
    return 1;
 }
 
@@ -387,7 +396,7 @@ m_dec_tostring (lua_State *L)
 {
    char buf[BSON_DECIMAL128_STRING];
 
-   bson_decimal128_to_string (&codec_check_val (L, 1, CODEC_DECIMAL128)->u.dec, buf);
+   bson_decimal128_to_string (&codec_check_val (L, 1, CODEC_DECIMAL128, "tostring")->u.dec, buf);
    lua_pushstring (L, buf);
    return 1;
 }
@@ -396,7 +405,7 @@ m_dec_tostring (lua_State *L)
 static int
 m_bin_data (lua_State *L)
 {
-   codec_val_t *v = codec_check_val (L, 1, CODEC_BINARY);
+   codec_val_t *v = codec_check_val (L, 1, CODEC_BINARY, "data");
 
    lua_pushlstring (L, v->data, v->len);
    return 1;
@@ -405,14 +414,14 @@ m_bin_data (lua_State *L)
 static int
 m_bin_subtype (lua_State *L)
 {
-   lua_pushinteger (L, codec_check_val (L, 1, CODEC_BINARY)->subtype);
+   lua_pushinteger (L, codec_check_val (L, 1, CODEC_BINARY, "subtype")->subtype);
    return 1;
 }
 /* bin:uuid() -> "8-4-4-4-12" text for 16-byte subtype 3/4, else nil */
 static int
 m_bin_uuid (lua_State *L)
 {
-   codec_val_t *v = codec_check_val (L, 1, CODEC_BINARY);
+   codec_val_t *v = codec_check_val (L, 1, CODEC_BINARY, "uuid");
    char t[37];
 
    if (!codec_is_uuid (v)) {
@@ -428,7 +437,7 @@ m_bin_uuid (lua_State *L)
 static int
 m_re_pattern (lua_State *L)
 {
-   codec_val_t *v = codec_check_val (L, 1, CODEC_REGEX);
+   codec_val_t *v = codec_check_val (L, 1, CODEC_REGEX, "pattern");
 
    lua_pushlstring (L, v->data, v->len);
    return 1;
@@ -437,7 +446,7 @@ m_re_pattern (lua_State *L)
 static int
 m_re_flags (lua_State *L)
 {
-   codec_val_t *v = codec_check_val (L, 1, CODEC_REGEX);
+   codec_val_t *v = codec_check_val (L, 1, CODEC_REGEX, "flags");
 
    lua_pushlstring (L, v->data + v->len + 1, v->len2);
    return 1;
@@ -447,7 +456,7 @@ m_re_flags (lua_State *L)
 static int
 m_code_code (lua_State *L)
 {
-   codec_val_t *v = codec_check_val (L, 1, CODEC_CODE);
+   codec_val_t *v = codec_check_val (L, 1, CODEC_CODE, "code");
 
    lua_pushlstring (L, v->data, v->len);
    return 1;
@@ -460,8 +469,9 @@ m_num_value (lua_State *L)
 {
    codec_val_t *v = codec_val_test (L, 1);
 
-   luaL_argcheck (L, v && (v->kind == CODEC_INT32 || v->kind == CODEC_INT64 || v->kind == CODEC_DOUBLE),
-                  1, "xdbtx.Int32, xdbtx.Int64 or xdbtx.Double expected");
+   if (!v || (v->kind != CODEC_INT32 && v->kind != CODEC_INT64 && v->kind != CODEC_DOUBLE)) {
+      return codec_check_self_fail (L, 1, "value", "an Int32, Int64 or Double");
+   }
    if (v->kind == CODEC_DOUBLE) {
       lua_pushnumber (L, (lua_Number) v->u.d);
    } else if (v->kind == CODEC_INT32) {
@@ -485,21 +495,23 @@ f_ordered (lua_State *L)
 {
    lua_Integer i, n;
 
-   luaL_checktype (L, 1, LUA_TTABLE);
+   if (!lua_istable (L, 1)) {
+      return codec_arg_expected (L, 1, "xdbtx.ordered", "a table of {key, value} pairs");
+   }
    n = (lua_Integer) lua_rawlen (L, 1);
    lua_createtable (L, (int) (2 * n), 0);
    for (i = 1; i <= n; i++) {
       lua_rawgeti (L, 1, i);
       if (!lua_istable (L, -1)) {
-         return codec_raise (L, "encode", "ordered: entry %d is not a {key, value} pair", (int) i);
+         return codec_raise (L, "encode", "xdbtx.ordered: entry %d is not a {key, value} pair", (int) i);
       }
       lua_rawgeti (L, -1, 1);
       lua_rawgeti (L, -2, 2);
       if (lua_type (L, -2) != LUA_TSTRING) {
-         return codec_raise (L, "encode", "ordered: entry %d has no string key", (int) i);
+         return codec_raise (L, "encode", "xdbtx.ordered: entry %d has no string key", (int) i);
       }
       if (lua_isnil (L, -1)) {
-         return codec_raise (L, "encode", "ordered: entry %d has a nil value (use xdbtx.null)", (int) i);
+         return codec_raise (L, "encode", "xdbtx.ordered: entry %d has a nil value (use xdbtx.null)", (int) i);
       }
       lua_rawseti (L, -4, (int) (2 * i));
       lua_rawseti (L, -3, (int) (2 * i - 1));
@@ -519,7 +531,9 @@ f_type (lua_State *L)
 {
    codec_val_t *v;
 
-   luaL_checkany (L, 1);
+   if (lua_isnone (L, 1)) {
+      return codec_argerror (L, "xdbtx.type", "expected a value, got no value");
+   }
    switch (lua_type (L, 1)) {
    case LUA_TNUMBER:
 #ifdef XDBTX_HAS_INTEGERS
