@@ -122,6 +122,9 @@ codec_describe (lua_State *L, int idx, char *buf, size_t size)
          snprintf (buf, size, "userdata");
       }
       break;
+   case LUA_TLIGHTUSERDATA:
+      snprintf (buf, size, "%s", lua_touserdata (L, idx) ? "light userdata" : "xdbtx.json_null");
+      break;
    default:
       snprintf (buf, size, "%s", luaL_typename (L, idx));
       break;

@@ -27,6 +27,10 @@
  *   values (o.key reads a field, key order kept); {exact = true} also keeps
  *   widths (small int64 -> Int64, LuaJIT integral doubles/NaN -> Double),
  *   so encode(decode(b, {exact = true})) == b.
+ * - JSON null: the NULL light userdata (xdbtx.json_null, which is
+ *   cjson.null and ngx.null) encodes as BSON null; any other light userdata
+ *   is refused. decode/from_json with {json_null = true} give it back for
+ *   null (and undefined) instead of xdbtx.null; xdbtx.type says "null".
  * - Deprecated BSON: symbol -> string, undefined -> null; DBPointer and
  *   code-with-scope are refused on decode.
  * - UTF-8 is checked by libbson (bson_utf8_validate), which accepts the
@@ -225,6 +229,11 @@ void codec_uuid_text (const codec_val_t *v, char out[37]);
  * of each kind, registered by codec_open_types. */
 extern const luaL_Reg codec_value_funcs[];
 extern const luaL_Reg *const codec_kind_methods[CODEC_KIND_COUNT];
+
+/* XDBTX_DECODE_* flags from the decode options table at idx (nil: 0):
+ * ordered, exact, json_null; anything else raises an argument error
+ * naming fname. */
+unsigned codec_decode_flags (lua_State *L, int idx, const char *fname);
 
 /* Register into the module table at module_idx: the typed values
  * (constructors, singletons, metatables, array_mt, ordered), encode,

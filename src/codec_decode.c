@@ -373,22 +373,31 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
    return true;
 }
 
+/* Set up d for XDBTX_DECODE_* flags; pushes 2 or 3 values. */
 static void
-dec_init (dec_t *d, lua_State *L, xdbtx_error_t *err)
+dec_init (dec_t *d, lua_State *L, unsigned flags, xdbtx_error_t *err)
 {
    d->L = L;
    d->err = err;
    codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
    d->array_mt = lua_gettop (L);
-   codec_push_singleton (L, CODEC_NULL);
+   if (flags & XDBTX_DECODE_JSON_NULL) {
+      lua_pushlightuserdata (L, NULL);
+   } else {
+      codec_push_singleton (L, CODEC_NULL);
+   }
    d->null = lua_gettop (L);
    d->ordered_mt = 0;
-   d->exact = false;
+   d->exact = (flags & XDBTX_DECODE_EXACT) != 0;
+   if (flags & (XDBTX_DECODE_ORDERED | XDBTX_DECODE_EXACT)) {
+      codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
+      d->ordered_mt = lua_gettop (L);
+   }
 }
 
 /* Push the table decoded from data[0..len); on failure push nothing. */
 static bool
-decode_data (lua_State *L, const uint8_t *data, size_t len, int mode, xdbtx_error_t *err)
+decode_data (lua_State *L, const uint8_t *data, size_t len, unsigned flags, xdbtx_error_t *err)
 {
    dec_t d;
    int top = lua_gettop (L);
@@ -401,12 +410,7 @@ decode_data (lua_State *L, const uint8_t *data, size_t len, int mode, xdbtx_erro
       codec_error (err, "decode", "doc: corrupt BSON (%zu bytes, bad length or terminator)", len);
       return false;
    }
-   dec_init (&d, L, err);
-   if (mode) {
-      codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
-      d.ordered_mt = lua_gettop (L);
-      d.exact = mode > 1;
-   }
+   dec_init (&d, L, flags, err);
    if (!dec_table (&d, data, (uint32_t) len, false, 0)) {
       lua_settop (L, top);
       return false;
@@ -417,13 +421,19 @@ decode_data (lua_State *L, const uint8_t *data, size_t len, int mode, xdbtx_erro
 }
 
 bool
-xdbtx_codec_push (lua_State *L, const bson_t *doc, xdbtx_error_t *err)
+xdbtx_codec_push_opts (lua_State *L, const bson_t *doc, unsigned flags, xdbtx_error_t *err)
 {
    if (!doc) {
       codec_error (err, "decode", "doc: no document");
       return false;
    }
-   return decode_data (L, bson_get_data (doc), doc->len, 0, err);
+   return decode_data (L, bson_get_data (doc), doc->len, flags, err);
+}
+
+bool
+xdbtx_codec_push (lua_State *L, const bson_t *doc, xdbtx_error_t *err)
+{
+   return xdbtx_codec_push_opts (L, doc, 0, err);
 }
 
 bool
@@ -446,7 +456,7 @@ xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err)
       if (!next_elem (data + 4, data + tmp.len - 1, &e)) {
          codec_error (err, "decode", "doc: corrupt value");
       } else {
-         dec_init (&d, L, err);
+         dec_init (&d, L, 0, err);
          ok = dec_value (&d, &e, 0);
       }
    }
@@ -461,30 +471,63 @@ xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err)
 }
 
 
+unsigned
+codec_decode_flags (lua_State *L, int idx, const char *fname)
+{
+   static const struct {
+      const char *key;
+      unsigned flag;
+   } opts[] = {
+      {"ordered", XDBTX_DECODE_ORDERED},
+      {"exact", XDBTX_DECODE_EXACT},
+      {"json_null", XDBTX_DECODE_JSON_NULL},
+   };
+   unsigned flags = 0;
+   size_t i;
+
+   if (lua_isnoneornil (L, idx)) {
+      return 0;
+   }
+   idx = lua_absindex (L, idx);
+   if (!lua_istable (L, idx)) {
+      return (unsigned) codec_arg_expected (L, idx, fname, "an options table as argument 2");
+   }
+   lua_pushnil (L);
+   while (lua_next (L, idx)) {
+      const char *k = lua_type (L, -2) == LUA_TSTRING ? lua_tostring (L, -2) : NULL;
+      for (i = 0; k && i < sizeof opts / sizeof opts[0]; i++) {
+         if (strcmp (k, opts[i].key) == 0) {
+            break;
+         }
+      }
+      if (!k || i == sizeof opts / sizeof opts[0]) {
+         char got[96];
+         return (unsigned) codec_argerror (L, fname, "unknown option %s (expected ordered, exact, json_null)",
+                                           codec_describe (L, -2, got, sizeof got));
+      }
+      if (lua_toboolean (L, -1)) {
+         flags |= opts[i].flag;
+      }
+      lua_pop (L, 1);
+   }
+   return flags;
+}
+
 /* xdbtx.decode(bytes, opts?) -> table. opts.ordered: every document
  * decodes as an xdbtx.ordered value that keeps the key order. opts.exact:
  * ordered, and widths kept too (see dec_t.exact), so that
- * encode(decode(b, {exact = true})) == b byte for byte. */
+ * encode(decode(b, {exact = true})) == b byte for byte. opts.json_null:
+ * null decodes as xdbtx.json_null (cjson.null, ngx.null). */
 static int
 f_decode (lua_State *L)
 {
    size_t n;
    const char *s = codec_check_lstring (L, 1, &n, "xdbtx.decode", "a string of BSON bytes");
+   unsigned flags = codec_decode_flags (L, 2, "xdbtx.decode");
    xdbtx_error_t err;
-   int mode = 0;
 
-   if (!lua_isnoneornil (L, 2)) {
-      if (!lua_istable (L, 2)) {
-         return codec_arg_expected (L, 2, "xdbtx.decode", "an options table as argument 2");
-      }
-      lua_getfield (L, 2, "ordered");
-      mode = lua_toboolean (L, -1) ? 1 : 0;
-      lua_getfield (L, 2, "exact");
-      mode = lua_toboolean (L, -1) ? 2 : mode;
-      lua_pop (L, 2);
-   }
    xdbtx_error_init (&err);
-   if (!decode_data (L, (const uint8_t *) s, n, mode, &err)) {
+   if (!decode_data (L, (const uint8_t *) s, n, flags, &err)) {
       return xdbtx_lua_raise (L, &err);
    }
    return 1;

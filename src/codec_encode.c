@@ -472,6 +472,10 @@ again:
       }
    }
    case LUA_TLIGHTUSERDATA:
+      /* NULL is the JSON null of lua-cjson and OpenResty (xdbtx.json_null) */
+      if (lua_touserdata (L, -1) == NULL) {
+         return w_elem (e, BSON_TYPE_NULL, k, (size_t) kl, 0, depth) != NULL;
+      }
       return enc_fail (e, depth, "cannot encode a light userdata");
    case LUA_TFUNCTION:
       return enc_fail (e, depth, "cannot encode a function");

@@ -63,13 +63,15 @@ f_to_json (lua_State *L)
    return 1;
 }
 
-/* xdbtx.from_json(s) -> value (a document gives a table; "[...]" an array,
- * any other JSON value that value) */
+/* xdbtx.from_json(s, opts?) -> value (a document gives a table; "[...]"
+ * an array, any other JSON value that value). opts as for xdbtx.decode:
+ * ordered, exact, json_null (JSON null -> xdbtx.json_null). */
 static int
 f_from_json (lua_State *L)
 {
    size_t n, i = 0;
    const char *s = codec_check_lstring (L, 1, &n, "xdbtx.from_json", "a JSON string");
+   unsigned flags = codec_decode_flags (L, 2, "xdbtx.from_json");
    bson_error_t error;
    bson_t b;
    xdbtx_error_t err;
@@ -90,7 +92,7 @@ f_from_json (lua_State *L)
       return codec_raise (L, "decode", "xdbtx.from_json: %s", error.message);
    }
    xdbtx_error_init (&err);
-   if (!xdbtx_codec_push (L, &b, &err)) {
+   if (!xdbtx_codec_push_opts (L, &b, flags, &err)) {
       bson_destroy (&b);
       return xdbtx_lua_raise (L, &err);
    }

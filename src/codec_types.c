@@ -548,6 +548,8 @@ codec_open_types (lua_State *L, int module_idx)
    open_singleton (L, module_idx, CODEC_NULL, &codec_null_key, "null");
    open_singleton (L, module_idx, CODEC_MINKEY, &minkey_key, "minkey");
    open_singleton (L, module_idx, CODEC_MAXKEY, &maxkey_key, "maxkey");
+   lua_pushlightuserdata (L, NULL); /* cjson.null, ngx.null */
+   lua_setfield (L, module_idx, "json_null");
    open_table_mt (L, module_idx, &codec_array_mt_key, "array_mt");
    open_table_mt (L, module_idx, &codec_ordered_mt_key, NULL);
    lua_pushvalue (L, module_idx);

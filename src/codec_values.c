@@ -523,7 +523,8 @@ f_ordered (lua_State *L)
 }
 
 /* xdbtx.type(v) -> "objectid" | "date" | "timestamp" | "decimal128" |
- * "binary" | "regex" | "code" | "minkey" | "maxkey" | "null" | "int32" |
+ * "binary" | "regex" | "code" | "minkey" | "maxkey" | "null" (xdbtx.null
+ * and xdbtx.json_null) | "int32" |
  * "int64" | "double" | "array" | "document" | "string" | "boolean" |
  * "integer" | "float"; other Lua values give their Lua type name. */
 static int
@@ -554,6 +555,12 @@ f_type (lua_State *L)
       v = codec_val_test (L, 1);
       if (v) {
          lua_pushstring (L, codec_kind_name (v->kind));
+         return 1;
+      }
+      break;
+   case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata (L, 1) == NULL) {
+         lua_pushliteral (L, "null"); /* xdbtx.json_null encodes as null */
          return 1;
       }
       break;
