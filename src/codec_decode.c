@@ -2,14 +2,19 @@
  * codec_decode.c - BSON -> Lua values, the mapping of DESIGN.md "Values".
  *
  * The decoder parses the bytes itself with a bounds-checked element walker
- * (two cheap passes: count, then build, so tables are sized exactly),
- * validates UTF-8 and never trusts a length it did not check. Failures
- * push nothing and fill the error with a path ("doc.a[2]: reason").
+ * and never trusts a length it did not check. Each level is walked once to
+ * count its elements (so tables are sized exactly) and the elements found
+ * are kept in an arena (per Lua state, not the C stack: nesting reaches
+ * 200 levels), so building the table parses nothing again; only levels
+ * beyond the arena's cap are walked twice. The key scan marks plain ASCII
+ * keys, which then skip UTF-8 validation. Failures push nothing and fill
+ * the error with a path ("doc.a[2]: reason").
  * Entry points: xdbtx_codec_push / xdbtx_codec_push_value for the C
  * binding, xdbtx.decode for Lua. Knows nothing of clients or sessions.
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
@@ -19,8 +24,52 @@
  * and was the top cost). next_elem never reads outside [p, end). */
 
 typedef struct {
+   uint8_t type;
+   uint8_t subtype;    /* binary */
+   uint8_t ascii;      /* the key is plain ASCII (so valid UTF-8) */
+   uint32_t klen;
+   const char *key;
+   const uint8_t *val; /* value bytes (string: the characters) */
+   uint32_t vlen;      /* string/code/binary length; document: total size */
+} elem_t;
+
+/* The element arena: the elements of the levels on the current path, from
+ * each level's counting walk. A userdata per Lua state (freed by __gc);
+ * busy while a decode uses it, so that a decode nested in a finalizer runs
+ * without it (max 0: every level walked twice). */
+/* ... and the string cache: field names (and short strings) repeat, in
+ * arrays of documents and from one reply to the next, and a hit here
+ * costs less than Lua's interning. Slot h of sc describes the string kept
+ * at index h + 1 of the box's user value (a table, so the string stays
+ * alive and p stays valid). */
+#define STR_CACHE 256     /* entries, a power of two */
+#define STR_CACHE_LEN 40  /* longest string cached (Lua's short strings) */
+
+typedef struct {
+   const char *p; /* the bytes of the cached Lua string, or NULL */
+   uint32_t len;
+} dec_str_t;
+
+typedef struct {
+   elem_t *el;
+   size_t cap;  /* allocated elements */
+   size_t max;  /* growth limit */
+   int busy;
+   dec_str_t sc[STR_CACHE];
+} dec_arena_t;
+
+#define ARENA_FIRST 256   /* elements allocated at first use */
+#define ARENA_MAX 65536   /* 2 MiB: beyond, levels are walked twice */
+#define ARENA_KEEP 4096   /* kept between decodes (128 KiB) */
+
+static const char arena_key = 0; /* registry: the cached arena box */
+
+typedef struct {
    lua_State *L;
    xdbtx_error_t *err;
+   dec_arena_t *a;
+   size_t top;     /* arena elements in use */
+   int scache;     /* stack slot of the string cache table, or 0 */
    int array_mt;
    int null;
    int ordered_mt; /* 0, or the slot of the ordered metatable: documents
@@ -28,19 +77,9 @@ typedef struct {
    bool exact;     /* also keep widths: int64 that fits int32 -> xdbtx.Int64;
                       under LuaJIT, doubles a number would not re-encode as
                       (integral, NaN bits) -> xdbtx.Double */
-   const uint8_t *base; /* start of the top-level document, for offsets */
    const char *pkey[CODEC_DECODE_MAX_DEPTH + 2];
    size_t plen[CODEC_DECODE_MAX_DEPTH + 2];
 } dec_t;
-
-typedef struct {
-   uint8_t type;
-   uint8_t subtype;   /* binary */
-   const char *key;
-   size_t klen;
-   const uint8_t *val; /* value bytes (string: the characters) */
-   uint32_t vlen;      /* string/code/binary length; document: total size */
-} elem_t;
 
 static inline uint32_t
 get32 (const uint8_t *p)
@@ -68,14 +107,39 @@ next_elem (const uint8_t *p, const uint8_t *end, elem_t *e)
    const uint8_t *z;
    size_t rem, fixed;
    uint32_t l;
+   unsigned hi = 0;
 
    e->type = *p++;
-   z = (const uint8_t *) memchr (p, 0, (size_t) (end - p));
-   if (!z) {
+   /* the key, scanned in place (memchr's call costs more than the short
+    * keys it finds) noting whether any byte is non-ASCII: eight bytes at a
+    * time while they are inside the document, the first NUL found exactly
+    * (the lowest flag of the zero-byte test is never a false one) */
+   z = p;
+#if BSON_BYTE_ORDER == BSON_LITTLE_ENDIAN
+   while (end - z >= 8) {
+      uint64_t w, zero;
+      memcpy (&w, z, 8);
+      zero = (w - UINT64_C (0x0101010101010101)) & ~w & UINT64_C (0x8080808080808080);
+      if (zero) {
+         unsigned k = (unsigned) __builtin_ctzll (zero) >> 3; /* bytes before the NUL */
+         hi |= k ? (unsigned) ((w & ((UINT64_C (1) << (8 * k)) - 1) & UINT64_C (0x8080808080808080)) != 0) << 7 : 0;
+         z += k;
+         goto key_end;
+      }
+      hi |= (unsigned) ((w & UINT64_C (0x8080808080808080)) != 0) << 7;
+      z += 8;
+   }
+#endif
+   for (; z < end && *z; z++) {
+      hi |= *z;
+   }
+   if (z >= end) {
       return NULL;
    }
+key_end:
    e->key = (const char *) p;
-   e->klen = (size_t) (z - p);
+   e->klen = (uint32_t) (z - p);
+   e->ascii = hi < 0x80;
    p = z + 1;
    rem = (size_t) (end - p);
    e->val = p;
@@ -187,8 +251,100 @@ dec_fail (dec_t *d, int depth, const char *fmt, ...)
 
 static bool dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth);
 
+/* Slot of s[0..n) in the string cache (s[n] is readable: a NUL). */
+static inline unsigned
+str_hash (const char *s, uint32_t n)
+{
+   uint32_t a, b;
+
+   if (n >= 4) {
+      memcpy (&a, s, 4);
+      memcpy (&b, s + n - 4, 4);
+   } else {
+      a = (uint32_t) (unsigned char) s[0] | (uint32_t) (unsigned char) s[n ? n - 1 : 0] << 8;
+      b = n;
+   }
+   a = (a ^ n) * 0x9E3779B1u + b * 0x85EBCA77u;
+   return (a >> 24) & (STR_CACHE - 1);
+}
+
+/* a[0..n) == b[0..n), for short n, without a call. Both may be read up to
+ * a[n] (a NUL follows each: BSON keys and strings, and Lua strings). */
+static inline bool
+same_short (const char *a, const char *b, uint32_t n)
+{
+   uint64_t x, y;
+   uint32_t i, u, v;
+
+   if (n >= 8) {
+      for (i = 0; i + 8 < n; i += 8) {
+         memcpy (&x, a + i, 8);
+         memcpy (&y, b + i, 8);
+         if (x != y) {
+            return false;
+         }
+      }
+      memcpy (&x, a + n - 8, 8);
+      memcpy (&y, b + n - 8, 8);
+      return x == y;
+   }
+   if (n >= 3) { /* 3..7: two overlapping 4-byte words (a[n] is readable) */
+      uint32_t n4 = n > 4 ? n - 4 : 0;
+      memcpy (&u, a, 4);
+      memcpy (&v, b, 4);
+      if (u != v) {
+         return false;
+      }
+      memcpy (&u, a + n4, 4);
+      memcpy (&v, b + n4, 4);
+      return n4 ? u == v : true;
+   }
+   return n == 0 || (a[0] == b[0] && a[n - 1] == b[n - 1]);
+}
+
+/* Push the Lua string s[0..n) once it is known to be valid UTF-8 (ascii:
+ * known plain ASCII; nul_ok: U+0000 allowed), taken from the string cache
+ * when it is there (what the cache holds was checked on the way in).
+ * Returns false, pushing nothing, for invalid text. */
+static inline __attribute__ ((always_inline)) bool
+push_text (dec_t *d, const char *s, uint32_t n, bool ascii, bool nul_ok)
+{
+   lua_State *L = d->L;
+   dec_str_t *c;
+   const char *p;
+   unsigned h;
+
+   if (!d->scache || n > STR_CACHE_LEN) {
+      if (!ascii && !codec_text_ok (s, n, nul_ok)) {
+         return false;
+      }
+      lua_pushlstring (L, s, n);
+      return true;
+   }
+   h = str_hash (s, n);
+   c = &d->a->sc[h];
+   if (c->len == n && c->p && same_short (c->p, s, n)) {
+      lua_rawgeti (L, d->scache, (lua_Integer) h + 1);
+      return true;
+   }
+   if (!ascii && !codec_text_ok (s, n, nul_ok)) {
+      return false;
+   }
+#if LUA_VERSION_NUM >= 502
+   p = lua_pushlstring (L, s, n);
+#else
+   lua_pushlstring (L, s, n);
+   p = lua_tostring (L, -1);
+#endif
+   lua_pushvalue (L, -1);
+   lua_rawseti (L, d->scache, (lua_Integer) h + 1); /* a slot that exists: cannot raise */
+   c->p = p;
+   c->len = n;
+   return true;
+}
+
 /* Push the value of e (an element of a level-`depth` container). */
-static bool
+static inline __attribute__ ((always_inline)) bool
 dec_value (dec_t *d, const elem_t *e, int depth)
 {
    lua_State *L = d->L;
@@ -212,10 +368,9 @@ dec_value (dec_t *d, const elem_t *e, int depth)
    }
    case BSON_TYPE_UTF8:
    case BSON_TYPE_SYMBOL:
-      if (!codec_text_ok ((const char *) p, e->vlen, true)) {
+      if (!push_text (d, (const char *) p, e->vlen, false, true)) {
          return dec_fail (d, depth, "string is not valid UTF-8");
       }
-      lua_pushlstring (L, (const char *) p, e->vlen);
       return true;
    case BSON_TYPE_DOCUMENT:
       return dec_table (d, p, e->vlen, false, depth);
@@ -305,39 +460,87 @@ dec_value (dec_t *d, const elem_t *e, int depth)
    }
 }
 
+/* Room for one more element in the arena (grown up to its max)? */
+static bool
+arena_room (dec_t *d)
+{
+   dec_arena_t *a = d->a;
+   size_t cap;
+   elem_t *el;
+
+   if (d->top < a->cap) {
+      return true;
+   }
+   if (a->cap >= a->max) {
+      return false;
+   }
+   cap = a->cap ? a->cap * 2 : ARENA_FIRST;
+   cap = cap > a->max ? a->max : cap;
+   el = (elem_t *) realloc (a->el, cap * sizeof *el);
+   if (!el) {
+      a->max = a->cap; /* no memory: walk twice from here on */
+      return false;
+   }
+   a->el = el;
+   a->cap = cap;
+   return true;
+}
+
 /* Push the table for the document/array at data[0..len) (len and the
  * closing NUL already checked by the caller); depth: its parent level. */
 static bool
 dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
 {
    lua_State *L = d->L;
-   const uint8_t *p, *end = data + len - 1;
+   const uint8_t *p, *rest, *end = data + len - 1;
    elem_t e;
-   int n = 0, i = 0, level = depth + 1;
+   const elem_t *ep;
+   size_t base = d->top, kept;
+   int n = 0, i, level = depth + 1;
 
    if (level > CODEC_DECODE_MAX_DEPTH) {
       return dec_fail (d, depth, "nesting deeper than %d levels", CODEC_DECODE_MAX_DEPTH);
    }
-   for (p = data + 4; p < end; n++) {
-      p = next_elem (p, end, &e);
+   /* walk 1: count and check every element, keeping what fits */
+   for (p = rest = data + 4; p < end; n++) {
+      if (rest == p && arena_room (d)) {
+         p = next_elem (p, end, &d->a->el[d->top]);
+         rest = p;
+         d->top++;
+      } else {
+         p = next_elem (p, end, &e);
+      }
       if (!p) {
+         d->top = base;
          return dec_fail (d, depth, "corrupt BSON in the element after #%d", n);
       }
    }
+   kept = d->top - base;
    if (!lua_checkstack (L, 6)) {
+      d->top = base;
       return dec_fail (d, depth, "Lua stack exhausted");
    }
+   /* walk 2: the kept elements, then the rest parsed again (already known
+    * to be sound). dec_value reads what it needs of an element before a
+    * child can move the arena. */
    if (array) {
       lua_createtable (L, n, 0);
-      for (p = data + 4; p < end;) {
-         p = next_elem (p, end, &e);
+      for (i = 0; i < n; i++) {
+         if ((size_t) i < kept) {
+            ep = &d->a->el[base + (size_t) i];
+         } else {
+            rest = next_elem (rest, end, &e);
+            ep = &e;
+         }
          d->pkey[level] = NULL;
-         d->plen[level] = (size_t) ++i;
-         if (!dec_value (d, &e, level)) {
+         d->plen[level] = (size_t) i + 1;
+         if (!dec_value (d, ep, level)) {
+            d->top = base;
             return false;
          }
-         lua_rawseti (L, -2, i);
+         lua_rawseti (L, -2, i + 1);
       }
+      d->top = base;
       lua_pushvalue (L, d->array_mt);
       lua_setmetatable (L, -2);
       return true;
@@ -347,25 +550,31 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
    } else {
       lua_createtable (L, 0, n);
    }
-   for (p = data + 4; p < end;) {
-      p = next_elem (p, end, &e);
-      if (!codec_text_ok (e.key, e.klen, false)) {
+   for (i = 0; i < n; i++) {
+      if ((size_t) i < kept) {
+         ep = &d->a->el[base + (size_t) i];
+      } else {
+         rest = next_elem (rest, end, &e);
+         ep = &e;
+      }
+      if (!push_text (d, ep->key, ep->klen, ep->ascii, false)) {
+         d->top = base;
          return dec_fail (d, level - 1, "key is not valid UTF-8");
       }
-      d->pkey[level] = e.key;
-      d->plen[level] = e.klen;
-      lua_pushlstring (L, e.key, e.klen);
-      if (!dec_value (d, &e, level)) {
+      d->pkey[level] = ep->key;
+      d->plen[level] = ep->klen;
+      if (!dec_value (d, ep, level)) {
+         d->top = base;
          return false;
       }
       if (d->ordered_mt) {
          lua_rawseti (L, -3, 2 * i + 2);
          lua_rawseti (L, -2, 2 * i + 1);
-         i++;
       } else {
          lua_rawset (L, -3);
       }
    }
+   d->top = base;
    if (d->ordered_mt) {
       lua_pushvalue (L, d->ordered_mt);
       lua_setmetatable (L, -2);
@@ -374,6 +583,58 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
 }
 
 /* Set up d for XDBTX_DECODE_* flags; pushes 2 or 3 values. */
+static int
+arena_gc (lua_State *L)
+{
+   dec_arena_t *a = (dec_arena_t *) lua_touserdata (L, 1);
+
+   free (a->el);
+   a->el = NULL;
+   a->cap = 0;
+   return 0;
+}
+
+/* Take the state's arena and push its string cache table (d->scache);
+ * when an outer decode holds them, use none (no arena, no cache). */
+static void
+arena_take (dec_t *d, lua_State *L, dec_arena_t *none)
+{
+   dec_arena_t *a;
+
+   codec_rawgetp (L, LUA_REGISTRYINDEX, &arena_key);
+   a = (dec_arena_t *) lua_touserdata (L, -1);
+   d->scache = 0;
+   if (!a || a->busy) {
+      lua_pop (L, 1);
+      none->el = NULL;
+      none->cap = none->max = 0;
+      none->busy = 1;
+      a = none;
+   } else {
+      a->busy = 1;
+      a->max = ARENA_MAX;
+      lua_getuservalue (L, -1);
+      lua_replace (L, -2);
+      d->scache = lua_gettop (L);
+   }
+   d->a = a;
+   d->top = 0;
+}
+
+/* Give the arena back, keeping at most ARENA_KEEP elements. */
+static void
+arena_give (dec_t *d)
+{
+   dec_arena_t *a = d->a;
+
+   if (a->cap > ARENA_KEEP) {
+      free (a->el);
+      a->el = NULL;
+      a->cap = 0;
+   }
+   a->busy = 0;
+}
+
 static void
 dec_init (dec_t *d, lua_State *L, unsigned flags, xdbtx_error_t *err)
 {
@@ -400,7 +661,9 @@ static bool
 decode_data (lua_State *L, const uint8_t *data, size_t len, unsigned flags, xdbtx_error_t *err)
 {
    dec_t d;
+   dec_arena_t none;
    int top = lua_gettop (L);
+   bool ok;
 
    if (!lua_checkstack (L, 16)) {
       codec_error (err, "decode", "doc: Lua stack exhausted");
@@ -411,7 +674,10 @@ decode_data (lua_State *L, const uint8_t *data, size_t len, unsigned flags, xdbt
       return false;
    }
    dec_init (&d, L, flags, err);
-   if (!dec_table (&d, data, (uint32_t) len, false, 0)) {
+   arena_take (&d, L, &none);
+   ok = dec_table (&d, data, (uint32_t) len, false, 0);
+   arena_give (&d);
+   if (!ok) {
       lua_settop (L, top);
       return false;
    }
@@ -441,6 +707,7 @@ xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err)
 {
    bson_t tmp;
    dec_t d;
+   dec_arena_t none;
    elem_t e;
    const uint8_t *data;
    int top = lua_gettop (L);
@@ -457,7 +724,9 @@ xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err)
          codec_error (err, "decode", "doc: corrupt value");
       } else {
          dec_init (&d, L, 0, err);
+         arena_take (&d, L, &none);
          ok = dec_value (&d, &e, 0);
+         arena_give (&d);
       }
    }
    bson_destroy (&tmp);
@@ -538,6 +807,24 @@ void
 codec_open_decode (lua_State *L, int module_idx)
 {
    module_idx = lua_absindex (L, module_idx);
+   codec_rawgetp (L, LUA_REGISTRYINDEX, &arena_key);
+   if (lua_isnil (L, -1)) {
+      int i;
+      dec_arena_t *a = (dec_arena_t *) lua_newuserdatauv (L, sizeof *a, 1);
+      memset (a, 0, sizeof *a);
+      lua_newtable (L);
+      lua_pushcfunction (L, arena_gc);
+      lua_setfield (L, -2, "__gc");
+      lua_setmetatable (L, -2);
+      lua_createtable (L, STR_CACHE, 0); /* every slot exists, so setting one never allocates */
+      for (i = 1; i <= STR_CACHE; i++) {
+         lua_pushboolean (L, 0);
+         lua_rawseti (L, -2, i);
+      }
+      lua_setuservalue (L, -2);
+      codec_rawsetp (L, LUA_REGISTRYINDEX, &arena_key);
+   }
+   lua_pop (L, 1);
    lua_pushcfunction (L, f_decode);
    lua_setfield (L, module_idx, "decode");
 }

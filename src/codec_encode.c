@@ -61,20 +61,16 @@ w_grow (enc_t *e, size_t need, int depth)
 
 static bool enc_value (enc_t *e, const char *k, int kl, int depth);
 
-/* Validate a document key; NUL and invalid UTF-8 are refused. */
-static inline bool
-key_ok (const char *k, size_t n)
-{
-   return codec_text_ok (k, n, false);
-}
-
-static bool
-bad_key (enc_t *e, int depth, const char *k, size_t n)
+static CODEC_NOINLINE bool
+key_slow_ok (enc_t *e, const char *k, size_t n, int depth)
 {
    if (memchr (k, 0, n)) {
-      return enc_fail (e, depth, "key contains a NUL byte");
+      return enc_fail (e, depth - 1, "key contains a NUL byte");
    }
-   return enc_fail (e, depth, "key is not valid UTF-8");
+   if (!codec_utf8_valid (k, n, false)) {
+      return enc_fail (e, depth - 1, "key is not valid UTF-8");
+   }
+   return true;
 }
 
 /* Classify the table at idx (no __tobson): document, array of n, or an
@@ -137,14 +133,13 @@ enc_fields (enc_t *e, int idx, int mode, size_t n, int depth)
    size_t i;
 
    if (mode == T_ARRAY) {
-      char buf[16];
-      const char *k;
-      for (i = 1; i <= n; i++) {
-         size_t kl = bson_uint32_to_string ((uint32_t) (i - 1), &k, buf, sizeof buf);
+      idx_key_t ik;
+      idx_key_init (&ik);
+      for (i = 1; i <= n; i++, idx_key_next (&ik)) {
          lua_rawgeti (L, idx, (lua_Integer) i);
          e->pkey[depth] = NULL;
          e->plen[depth] = i;
-         if (!enc_value (e, k, (int) kl, depth)) {
+         if (!enc_value (e, ik.k, (int) ik.len, depth)) {
             return false;
          }
          lua_pop (L, 1);
@@ -158,9 +153,6 @@ enc_fields (enc_t *e, int idx, int mode, size_t n, int depth)
             return enc_fail (e, depth - 1, "ordered entry %zu has no string key", i);
          }
          k = lua_tolstring (L, -1, &kl);
-         if (!key_ok (k, kl)) {
-            return bad_key (e, depth - 1, k, kl);
-         }
          lua_rawgeti (L, idx, (lua_Integer) (2 * i));
          e->pkey[depth] = k;
          e->plen[depth] = kl;
@@ -182,10 +174,7 @@ enc_fields (enc_t *e, int idx, int mode, size_t n, int depth)
             }
             return enc_fail (e, depth - 1, "non-string key (%s) in a document", luaL_typename (L, -2));
          }
-         k = lua_tolstring (L, -2, &kl);
-         if (!key_ok (k, kl)) {
-            return bad_key (e, depth - 1, k, kl);
-         }
+         k = lua_tolstring (L, -2, &kl); /* checked as it is written (w_elem) */
          e->pkey[depth] = k;
          e->plen[depth] = kl;
          if (!enc_value (e, k, (int) kl, depth)) {
@@ -232,14 +221,14 @@ enc_array_fast (enc_t *e, int idx, size_t n, const char *k, int kl, int depth)
 {
    lua_State *L = e->L;
    codec_buf_t *w = e->w;
-   size_t mark = w->len, start, i = 0, ikl;
-   char buf[16];
-   const char *ik;
+   size_t mark = w->len, start, i = 0;
+   idx_key_t ik;
 
    if (!w_elem (e, BSON_TYPE_ARRAY, k, (size_t) kl, 4, depth)) {
       return -1;
    }
    start = w->len - 4;
+   idx_key_init (&ik);
    lua_pushnil (L);
    while (lua_next (L, idx)) {
 #ifdef XDBTX_HAS_INTEGERS
@@ -251,13 +240,13 @@ enc_array_fast (enc_t *e, int idx, size_t n, const char *k, int kl, int depth)
          w->len = mark;
          return 0;
       }
-      ikl = bson_uint32_to_string ((uint32_t) i, &ik, buf, sizeof buf);
       i++;
       e->pkey[depth + 1] = NULL;
       e->plen[depth + 1] = i;
-      if (!enc_value (e, ik, (int) ikl, depth + 1)) {
+      if (!enc_value (e, ik.k, (int) ik.len, depth + 1)) {
          return -1;
       }
+      idx_key_next (&ik);
       lua_pop (L, 1);
    }
    if (i != n) {
@@ -288,7 +277,9 @@ enc_table (enc_t *e, const char *k, int kl, int depth, int tmt)
          return enc_fail (e, depth, "cycle: the table contains itself");
       }
    }
-   if (!lua_checkstack (L, 8)) {
+   /* a level holds 2 slots (key, value), a few more while it works: the
+    * entry points reserve for the first levels, then every fourth checks */
+   if ((depth & 3) == 0 && !lua_checkstack (L, 16)) {
       return enc_fail (e, depth, "Lua stack exhausted");
    }
    e->seen[depth + 1] = p;
@@ -301,7 +292,8 @@ enc_table (enc_t *e, const char *k, int kl, int depth, int tmt)
          }
       }
    }
-   mode = classify (e, idx, depth, &n);
+   /* no metatable and no array part: a document (what classify would say) */
+   mode = (tmt == TM_NONE && n == 0) ? T_DOC : classify (e, idx, depth, &n);
    if (mode < 0) {
       return false;
    }
@@ -386,9 +378,6 @@ again:
    case LUA_TSTRING: {
       size_t n;
       const char *s = lua_tolstring (L, -1, &n);
-      if (!codec_text_ok (s, n, true)) {
-         return enc_fail (e, depth, "string is not valid UTF-8");
-      }
       if (n > CODEC_MAX_BYTES) {
          return enc_fail (e, depth, "string of %zu bytes is over the 16 MiB document limit", n);
       }
@@ -631,7 +620,7 @@ xdbtx_codec_encode (lua_State *L, int idx, bson_t *out, xdbtx_error_t *err)
    bool ok;
 
    idx = lua_absindex (L, idx);
-   if (!lua_checkstack (L, 16)) {
+   if (!lua_checkstack (L, 24)) {
       codec_error (err, "encode", "doc: Lua stack exhausted");
       bson_reinit (out);
       return false;
@@ -659,12 +648,12 @@ xdbtx_codec_append (lua_State *L, int idx, bson_t *out, const char *key, int key
    if (keylen < 0) {
       keylen = (int) strlen (key);
    }
-   if (!key_ok (key, (size_t) keylen)) {
+   if (!codec_text_ok (key, (size_t) keylen, false)) {
       codec_error (err, "encode", "doc: key contains NUL or is not valid UTF-8");
       bson_reinit (out);
       return false;
    }
-   if (!lua_checkstack (L, 16)) {
+   if (!lua_checkstack (L, 24)) {
       codec_error (err, "encode", "doc: Lua stack exhausted");
       bson_reinit (out);
       return false;
@@ -701,6 +690,9 @@ f_encode (lua_State *L)
    }
    lua_settop (L, 1);
    xdbtx_error_init (&err);
+   if (!lua_checkstack (L, 24)) {
+      return codec_raise (L, "encode", "doc: Lua stack exhausted");
+   }
    enc_init (&e, L, lua_upvalueindex (1), &err);
    ok = enc_top (&e, 1);
    if (ok) {
