@@ -48,6 +48,9 @@
 
 #include "lxdbtx.h"
 
+#define CODEC_NOINLINE __attribute__ ((noinline))
+#define CODEC_INLINE inline __attribute__ ((always_inline))
+
 /* Nesting limit of encoded documents, counting the top-level document as
  * level 1 (MongoDB's own limit). */
 #define CODEC_MAX_DEPTH 100

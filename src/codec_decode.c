@@ -87,7 +87,7 @@ static bool dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, 
  * known plain ASCII; nul_ok: U+0000 allowed), taken from the string cache
  * when it is there (what the cache holds was checked on the way in).
  * Returns false, pushing nothing, for invalid text. */
-static inline __attribute__ ((always_inline)) bool
+static CODEC_INLINE bool
 push_text (dec_t *d, const char *s, uint32_t n, bool ascii, bool nul_ok)
 {
    lua_State *L = d->L;
@@ -125,7 +125,7 @@ push_text (dec_t *d, const char *s, uint32_t n, bool ascii, bool nul_ok)
 }
 
 /* Push the value of e (an element of a level-`depth` container). */
-static inline __attribute__ ((always_inline)) bool
+static CODEC_INLINE bool
 dec_value (dec_t *d, const elem_t *e, int depth)
 {
    lua_State *L = d->L;
@@ -241,17 +241,14 @@ dec_value (dec_t *d, const elem_t *e, int depth)
    }
 }
 
-/* Room for one more element in the arena (grown up to its max)? */
-static bool
-arena_room (dec_t *d)
+/* Room for one more element in the arena once grown (up to its max)? */
+static CODEC_NOINLINE bool
+arena_grow (dec_t *d)
 {
    dec_arena_t *a = d->a;
    size_t cap;
    elem_t *el;
 
-   if (d->top < a->cap) {
-      return true;
-   }
    if (a->cap >= a->max) {
       return false;
    }
@@ -284,7 +281,7 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
    }
    /* walk 1: count and check every element, keeping what fits */
    for (p = rest = data + 4; p < end; n++) {
-      if (rest == p && arena_room (d)) {
+      if (rest == p && (d->top < d->a->cap || arena_grow (d))) {
          p = next_elem (p, end, &d->a->el[d->top]);
          rest = p;
          d->top++;
@@ -297,7 +294,9 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
       }
    }
    kept = d->top - base;
-   if (!lua_checkstack (L, 6)) {
+   /* a level holds 2 slots (table, key), a few more at the innermost: the
+    * entry points reserve for the first levels, then every fourth checks */
+   if ((level & 3) == 0 && !lua_checkstack (L, 16)) {
       d->top = base;
       return dec_fail (d, depth, "Lua stack exhausted");
    }
@@ -446,7 +445,7 @@ decode_data (lua_State *L, const uint8_t *data, size_t len, unsigned flags, xdbt
    int top = lua_gettop (L);
    bool ok;
 
-   if (!lua_checkstack (L, 16)) {
+   if (!lua_checkstack (L, 24)) {
       codec_error (err, "decode", "doc: Lua stack exhausted");
       return false;
    }
@@ -495,7 +494,7 @@ xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err)
    bool ok = false;
 
    bson_init (&tmp);
-   if (!lua_checkstack (L, 16)) {
+   if (!lua_checkstack (L, 24)) {
       codec_error (err, "decode", "doc: Lua stack exhausted");
    } else if (!bson_append_value (&tmp, "v", 1, v)) {
       codec_error (err, "decode", "doc: cannot decode this value");

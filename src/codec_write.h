@@ -13,8 +13,6 @@
 
 #include "codec.h"
 
-#define CODEC_NOINLINE __attribute__ ((noinline))
-#define CODEC_INLINE inline __attribute__ ((always_inline))
 
 /* The reusable output buffer: a userdata (freed by __gc), so an error
  * raised anywhere (only memory errors can be) leaks nothing. busy marks the
