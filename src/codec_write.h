@@ -194,7 +194,7 @@ put64 (uint8_t *p, uint64_t v)
    memcpy (p, &v, 8);
 }
 
-static inline bool
+static CODEC_INLINE bool
 w_int32 (enc_t *e, const char *k, size_t kl, int32_t v, int depth)
 {
    uint8_t *p = w_elem (e, BSON_TYPE_INT32, k, kl, 4, depth);
@@ -208,7 +208,7 @@ w_int64 (enc_t *e, uint8_t type, const char *k, size_t kl, int64_t v, int depth)
    return p ? (put64 (p, (uint64_t) v), true) : false;
 }
 
-static inline bool
+static CODEC_INLINE bool
 w_double (enc_t *e, const char *k, size_t kl, double d, int depth)
 {
    uint64_t u;
@@ -224,7 +224,7 @@ w_double (enc_t *e, const char *k, size_t kl, double d, int depth)
 
 /* string-like values: int32 length (with the NUL), bytes, NUL; the bytes
  * must be valid UTF-8 (U+0000 allowed) */
-static inline bool
+static CODEC_INLINE bool
 w_string (enc_t *e, uint8_t type, const char *k, size_t kl, const char *s, size_t n, int depth)
 {
    uint8_t *p = w_elem (e, type, k, kl, n + 5, depth);
