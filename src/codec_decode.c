@@ -279,15 +279,21 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
    if (level > CODEC_DECODE_MAX_DEPTH) {
       return dec_fail (d, depth, "nesting deeper than %d levels", CODEC_DECODE_MAX_DEPTH);
    }
-   /* walk 1: count and check every element, keeping what fits */
-   for (p = rest = data + 4; p < end; n++) {
-      if (rest == p && (d->top < d->a->cap || arena_grow (d))) {
-         p = next_elem (p, end, &d->a->el[d->top]);
-         rest = p;
-         d->top++;
-      } else {
-         p = next_elem (p, end, &e);
+   /* walk 1: count and check every element, keeping what fits, then
+    * counting the rest */
+   for (p = data + 4; p < end; n++) {
+      if (d->top == d->a->cap && !arena_grow (d)) {
+         break;
       }
+      p = next_elem (p, end, &d->a->el[d->top]);
+      if (!p) {
+         d->top = base;
+         return dec_fail (d, depth, "corrupt BSON in the element after #%d", n);
+      }
+      d->top++;
+   }
+   for (rest = p; p < end; n++) {
+      p = next_elem (p, end, &e);
       if (!p) {
          d->top = base;
          return dec_fail (d, depth, "corrupt BSON in the element after #%d", n);

@@ -62,9 +62,9 @@ next_elem (const uint8_t *p, const uint8_t *end, elem_t *e)
       memcpy (&w, z, 8);
       zero = (w - UINT64_C (0x0101010101010101)) & ~w & UINT64_C (0x8080808080808080);
       if (zero) {
-         unsigned k = (unsigned) __builtin_ctzll (zero) >> 3; /* bytes before the NUL */
-         hi |= k ? (unsigned) ((w & ((UINT64_C (1) << (8 * k)) - 1) & UINT64_C (0x8080808080808080)) != 0) << 7 : 0;
-         z += k;
+         /* zero - 1: every bit below the NUL's flag, so the bytes before it */
+         hi |= (unsigned) ((w & UINT64_C (0x8080808080808080) & (zero - 1)) != 0) << 7;
+         z += (unsigned) __builtin_ctzll (zero) >> 3;
          goto key_end;
       }
       hi |= (unsigned) ((w & UINT64_C (0x8080808080808080)) != 0) << 7;

@@ -6,7 +6,9 @@
  * The writer functions reserve space first (w_grow fails with a path
  * error past the 16 MiB limit or when out of memory), so a failure leaves
  * the buffer's bytes up to len intact; the encoder then drops them all.
- * Nothing here touches Lua except through enc_fail's error path.
+ * Keys and strings are checked as they are copied (one pass: plain ASCII
+ * needs no more), array index keys are counted up as decimal text. Nothing
+ * here touches Lua except through enc_fail's error path.
  */
 #ifndef XDBTX_CODEC_WRITE_H
 #define XDBTX_CODEC_WRITE_H
