@@ -135,6 +135,58 @@ describe("codec: corrupt input #luajit", function()
     for i = 1, #l do assert.equal(t[l[i]], d[l[i]]) end
   end)
 
+  it("a level beyond the element arena (65536) decodes too", function()
+    local big = {}
+    for i = 1, 70000 do big[i] = i % 1000 end
+    local d = x.decode(x.encode({ big = big, after = "end" }))
+    assert.equal(70000, #d.big)
+    assert.equal(999, d.big[999])
+    assert.equal(0, d.big[70000])
+    assert.equal("end", d.after)
+  end)
+
+  it("a decode run by a finalizer inside another decode gets its own state", function()
+    -- the inner decode must not touch the outer one's kept elements: the
+    -- outer document's fields wait in the arena while the first is built
+    local small = x.encode({ inner = { 1, 2, 3 }, s = "inner" })
+    local ran, nested, bad, outer = 0, 0, 0, false
+    local function finalizer()
+      local t = x.decode(small)
+      ran = ran + 1
+      if outer then nested = nested + 1 end
+      if t.s ~= "inner" or t.inner[3] ~= 3 then bad = bad + 1 end
+    end
+    local doc = {}
+    for f = 1, 10 do
+      local rows = {}
+      for i = 1, 40 do rows[i] = { name = "row" .. i, tags = { "a", "b" }, n = f } end
+      doc["field" .. f] = rows
+    end
+    local bytes = x.encode(doc)
+    for _ = 1, 30 do
+      for _ = 1, 300 do
+        if rawget(_G, "newproxy") then
+          getmetatable(newproxy(true)).__gc = finalizer
+        else
+          setmetatable({}, { __gc = finalizer })
+        end
+      end
+      outer = true
+      local d = x.decode(bytes)
+      outer = false
+      for f = 1, 10 do
+        local rows = d["field" .. f]
+        assert.equal(40, #rows)
+        assert.equal(f, rows[40].n)
+        assert.equal("row40", rows[40].name)
+        assert.equal("b", rows[7].tags[2])
+      end
+    end
+    collectgarbage()
+    assert.is_true(nested > 0, "no finalizer ran inside a decode")
+    assert.equal(0, bad)
+  end)
+
   it("deprecated symbol and undefined decode as string and null", function()
     assert.equal("sym", x.decode(doc("\14s\0" .. le32(4) .. "sym\0")).s)
     assert.equal(x.null, x.decode(doc("\6u\0")).u)
