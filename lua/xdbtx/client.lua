@@ -28,26 +28,34 @@ local Cl = { Client = Client }
 -- xdbtx.client(uri, opts) -> Client. Options go to the core (app_name,
 -- max_pool_size, server_selection_timeout_ms, and the defaults read_concern,
 -- write_concern, read_preference, which belong to the pool like the URI's
--- own; unknown keys raise), except `sleep`: the function of seconds that
--- this client's transactions pause with before a rerun (when they do not
--- give their own).
+-- own; unknown keys raise), except two that belong to this Client object:
+-- `sleep`, the function of seconds that its transactions pause with before
+-- a rerun (when they do not give their own), and `json_null = true`: every
+-- BSON null its operations return is xdbtx.json_null (cjson.null, ngx.null)
+-- instead of xdbtx.null (xdbtx.monitor applies it).
+local own_opts = { sleep = true, json_null = true }
+
 function Cl.client(uri, opts)
   if type(uri) ~= "string" then argerror("xdbtx.client: uri must be a string, got " .. type(uri)) end
   check_opts(opts, "xdbtx.client")
-  local sleep
-  if opts and opts.sleep ~= nil then
-    sleep = opts.sleep
-    if type(sleep) ~= "function" then
+  local sleep, json_null
+  if opts and (opts.sleep ~= nil or opts.json_null ~= nil) then
+    sleep, json_null = opts.sleep, opts.json_null
+    if sleep ~= nil and type(sleep) ~= "function" then
       argerror("xdbtx.client: option 'sleep' must be a function of seconds, got " .. type(sleep))
+    end
+    if json_null ~= nil and type(json_null) ~= "boolean" then
+      argerror("xdbtx.client: option 'json_null' must be a boolean, got " .. U.show(json_null))
     end
     local o = {}
     for k, v in pairs(opts) do
-      if k ~= "sleep" then o[k] = v end
+      if not own_opts[k] then o[k] = v end
     end
     opts = o
   end
   local c = core.client(uri, opts)
-  return setmetatable({ _core = c, _id = c:id(), _colls = {}, _sleep = sleep }, Client)
+  return setmetatable({ _core = c, _id = c:id(), _colls = {}, _sleep = sleep,
+                        _json_null = json_null or nil }, Client)
 end
 
 local function self_check(self, where)

@@ -5,6 +5,8 @@ events to Lua listeners.
 The core records the events of a pool in one queue (C never calls Lua), so
 listeners are kept per pool (client id) and the queue is drained after each
 operation that ran while a listener existed, also when the operation raised.
+Every operation's results pass here, so this is also where a client made
+with `json_null = true` has its nulls turned into xdbtx.json_null.
 ]]
 
 local U = require "xdbtx.util"
@@ -32,12 +34,36 @@ end
 
 local drain = Mon.drain
 
+local null, json_null = U.core.null, U.core.json_null
+
+-- v with every xdbtx.null inside it (tables, in place) made xdbtx.json_null.
+local function to_json_null(v)
+  for k, e in pairs(v) do
+    if e == null then
+      v[k] = json_null
+    elseif type(e) == "table" then
+      to_json_null(e)
+    end
+  end
+end
+
+-- The results of an operation of a json_null client (see xdbtx.client).
+local function json_nulls(v, ...)
+  if v == null then return json_null, ... end
+  if type(v) == "table" then to_json_null(v) end
+  return v, ...
+end
+
 -- f(...) and, when command listeners exist for client, the events it caused.
 function Mon.monitored(client, f, ...)
-  if command_listeners[client._id] == nil then return f(...) end
+  if command_listeners[client._id] == nil then
+    if client._json_null then return json_nulls(f(...)) end
+    return f(...)
+  end
   local r = pack(pcall(f, ...))
   drain(client)
   if not r[1] then error(r[2], 0) end
+  if client._json_null then return json_nulls(unpack(r, 2, r.n)) end
   return unpack(r, 2, r.n)
 end
 
