@@ -692,7 +692,8 @@ describe("xdbtx.core #luajit", function()
     end)
 
     sit("a child process uses the same URI with its own pool", function()
-      if _VERSION ~= "Lua 5.4" then return pending("runs a lua5.4 child") end
+      -- the child runs under this interpreter (LuaJIT's os.execute returns 0)
+      local lua = rawget(_G, "jit") and (os.getenv("LUAJIT") or "luajit") or "lua5.4"
       local script = os.tmpname()
       local f = assert(io.open(script, "w"))
       f:write(string.format([[
@@ -703,9 +704,9 @@ describe("xdbtx.core #luajit", function()
         os.exit(0)
       ]], package.cpath, URI))
       f:close()
-      local ok = os.execute("lua5.4 " .. script)
+      local ok = os.execute(lua .. " " .. script)
       os.remove(script)
-      assert.is_true(ok)
+      assert.is_true(ok == true or ok == 0)
       assert.is_not_nil(coll:find_one(nil, { _id = "child" }))
       assert.is_not_nil(coll:insert_one(nil, { _id = "parent" }))
     end)

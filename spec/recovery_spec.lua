@@ -52,14 +52,16 @@ describe("journal and recovery", function()
   end)
 
   -- Run the coordinator until it kills itself at `point`; it must die by
-  -- SIGKILL having reached the point.
+  -- SIGKILL having reached the point. The shell reports how it ended (128 +
+  -- the signal): Lua 5.1's (LuaJIT's) p:close() does not.
   local function crash(point, id, mode)
-    local cmd = ("exec %s spec/crash/coordinator.lua %s %s %s 2>&1"):format(LUA, point, id, mode or "sequential")
+    local cmd = ("%s spec/crash/coordinator.lua %s %s %s 2>&1; echo \"exit status $?\""):format(LUA,
+      point, id, mode or "sequential")
     local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    local _, how, code = p:close()
+    local out = p:read("*a")
+    p:close()
     assert.matches("reached " .. point, out, 1, true)
-    assert.are.same({ "signal", 9 }, { how, code }, out)
+    assert.are.equal("137", out:match("exit status (%d+)%s*$"), out)
   end
 
   -- A plain write to both accounts within 500 ms: the dead coordinator's

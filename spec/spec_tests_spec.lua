@@ -7,9 +7,6 @@
 -- After each file a line "# spec <dir>/<file>: P passed, F failed, S skipped"
 -- is printed, plus one line per skip reason.
 
--- Lua 5.4 only (the LuaJIT suite runs the codec specs alone).
-if _VERSION ~= "Lua 5.4" then return end
-
 local env = require "support.env"
 local runner = require "support.spec_runner"
 
