@@ -364,6 +364,30 @@ client_topology (lua_State *L)
    return 1;
 }
 
+/* client:pool_origin(make) -> pid, address | nil: the process that made this
+ * client's libmongoc pool and the pool's address, or nil when this process
+ * has none yet; make = true makes it now (no I/O). */
+static int
+client_pool_origin (lua_State *L)
+{
+   lclient_t *c = xdbtx_check_client (L, 1);
+   xdbtx_error_t err;
+   pid_t pid;
+   const void *mpool;
+
+   xdbtx_error_init (&err);
+   if (!xdbtx_pool_origin (c->pool, lua_toboolean (L, 2), &pid, &mpool, &err)) {
+      return xdbtx_lua_raise (L, &err);
+   }
+   if (!mpool) {
+      lua_pushnil (L);
+      return 1;
+   }
+   lua_pushinteger (L, (lua_Integer) pid);
+   lua_pushfstring (L, "%p", mpool);
+   return 2;
+}
+
 /* client:monitor(on) -> client */
 static int
 client_monitor (lua_State *L)
@@ -493,6 +517,7 @@ luaopen_xdbtx_core (lua_State *L)
       {"start_session", client_start_session},
       {"command", client_command},
       {"topology", client_topology},
+      {"pool_origin", client_pool_origin},
       {"monitor", client_monitor},
       {"drain_events", client_drain_events},
       {NULL, NULL},

@@ -523,6 +523,27 @@ xdbtx_pool_push (xdbtx_pool_t *pool, mongoc_client_t *client)
 }
 
 bool
+xdbtx_pool_origin (xdbtx_pool_t *pool, bool make, pid_t *pid, const void **mpool,
+                   xdbtx_error_t *err)
+{
+   bool ok = true;
+
+   pthread_mutex_lock (&reg_lock);
+   if (make) {
+      ok = current_pool (pool, err) != NULL;
+   }
+   if (pool->mpool && pool->pid == xdbtx_getpid ()) {
+      *pid = pool->pid;
+      *mpool = pool->mpool;
+   } else {
+      *pid = 0;
+      *mpool = NULL;
+   }
+   pthread_mutex_unlock (&reg_lock);
+   return ok;
+}
+
+bool
 xdbtx_pool_exhausted (const xdbtx_pool_t *pool)
 {
    return __atomic_load_n (&pool->out, __ATOMIC_RELAXED) >= pool->max_size;

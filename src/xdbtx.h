@@ -135,6 +135,13 @@ void xdbtx_pool_push (xdbtx_pool_t *pool, mongoc_client_t *client);
  * sessions, cursors or operations in flight): a pop would wait. */
 bool xdbtx_pool_exhausted (const xdbtx_pool_t *pool);
 
+/* Which process made the pool's libmongoc pool: *pid (0 when none was made
+ * in this process yet) and *mpool (its address, NULL likewise). With make,
+ * this process's pool is made now (no I/O: monitoring starts at the first
+ * pop); false with err (phase "connect") when it cannot be made. */
+bool xdbtx_pool_origin (xdbtx_pool_t *pool, bool make, pid_t *pid, const void **mpool,
+                        xdbtx_error_t *err);
+
 /* "replicaset" | "standalone" | "sharded" | "unknown" by server selection
  * (no command is sent). Static string; NULL with err (phase "connect"). */
 const char *xdbtx_pool_topology (xdbtx_pool_t *pool, xdbtx_error_t *err);

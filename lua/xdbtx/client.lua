@@ -85,6 +85,27 @@ function Client:topology()
   return self._core:topology()
 end
 
+-- client:open() -> client: make this process's libmongoc pool of the client
+-- now (no I/O; it is made on first use otherwise), e.g. in OpenResty's
+-- init_worker_by_lua*, after the fork. Raises (phase "connect") when the
+-- URI cannot make a pool.
+function Client:open()
+  self_check(self, "client:open")
+  self._core:pool_origin(true)
+  return self
+end
+
+-- client:pool_info() -> { pid = , pool = } | nil: the process that made the
+-- client's libmongoc pool and the pool's address ("0x..."), the same in
+-- every Lua state of the process (OpenResty's thread VMs too); nil before
+-- this process made one.
+function Client:pool_info()
+  self_check(self, "client:pool_info")
+  local pid, addr = self._core:pool_origin(false)
+  if pid == nil then return nil end
+  return { pid = pid, pool = addr }
+end
+
 function Client:__tostring()
   return "xdbtx.Client (" .. self._id .. ")"
 end
