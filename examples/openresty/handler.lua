@@ -31,10 +31,20 @@ local function respond(status, json)
   return ngx.exit(status)
 end
 
+-- A gracefully exiting worker (reload, quit) stops once no timer is
+-- pending, and a request waiting on run_worker_thread holds none: nginx
+-- would close it unanswered while its thread still works. A light thread
+-- sleeping meanwhile keeps a timer pending, so the request finishes.
+local function keep_worker()
+  while true do ngx.sleep(1) end
+end
+
 -- W[name](...) in a thread VM: its (status, json), or 500 when the thread
 -- could not run it (ok = false: no free thread or VM, or it raised).
 local function in_thread(name, ...)
+  local keeper = ngx.thread.spawn(keep_worker)
   local ok, status, json = ngx.run_worker_thread(H.THREAD_POOL, "openresty.work", name, ...)
+  ngx.thread.kill(keeper)
   if not ok then
     ngx.log(ngx.ERR, "run_worker_thread openresty.work.", name, ": ", status)
     return 500, cjson.encode { error = "worker thread: " .. tostring(status) }
