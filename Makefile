@@ -4,6 +4,7 @@
 #   make luajit           the same sources for LuaJIT/OpenResty (make LUA_PC=luajit):
 #                         build/luajit/xdbtx/core.so, tested against OpenResty's luajit2
 #   make test             build and run every test (starts the bundled test server)
+#   make test-openresty   the checkout service (examples/openresty) in Debian's nginx
 #   make demo             run the main example against the test server (or XDBTX_URI*)
 #   make check | asan | valgrind | fuzz | bench | install | uninstall | print | clean
 #
@@ -94,7 +95,8 @@ BIN_SRCS := $(wildcard bin/*)
 CTEST_SRCS := $(wildcard spec/c/*.c)
 CTESTS := $(patsubst spec/c/%.c,build/ctest/%,$(CTEST_SRCS))
 
-.PHONY: all test check asan valgrind fuzz bench demo install uninstall print clean deps luajit
+.PHONY: all test check asan valgrind fuzz bench demo install uninstall print clean deps luajit \
+        deps-openresty test-openresty bench-openresty
 
 all: $(MODULE)
 
@@ -117,9 +119,17 @@ luajit:
 deps:
 	@sh scripts/deps.sh test $(LUA_PC)
 
+# nginx, its Lua module, lua-resty-core, lua-cjson (scripts/deps.sh openresty)
+deps-openresty:
+	@sh scripts/deps.sh openresty luajit
+
 # Everything, one closing line "N passed, N failed, N skipped".
-test: deps all luajit $(CTESTS)
+test: deps deps-openresty all luajit $(CTESTS)
 	@LUA=$(LUA) LUAJIT=$(LUAJIT) sh scripts/run-tests all
+
+# The checkout service in a real nginx, against two test-server clusters.
+test-openresty: deps-openresty luajit
+	@sh scripts/run-tests openresty
 
 # C tests only (test-server conformance and C unit tests).
 check: deps $(CTESTS)
@@ -142,6 +152,10 @@ fuzz:
 
 bench: all
 	@sh scripts/bench
+
+# POST /checkout through run_worker_thread versus the direct call, 1/8/32 clients.
+bench-openresty: deps-openresty luajit
+	@spec/server/with-servers /usr/bin/python3 bench/openresty.py
 
 demo: deps all
 	@sh scripts/demo

@@ -111,9 +111,13 @@ def check_pools(u1, u2):
     ng = nf.Nginx(u1, u2, DB, workers=2, threads=4).start()
     try:
         master = ng.master_pid()
-        workers = ng.worker_pids()
+        for _ in range(100):
+            workers = ng.worker_pids()
+            if len(workers) == 2:
+                break
+            time.sleep(0.02)
         seen = {}
-        for _ in range(60):
+        for _ in range(300):
             status, h, _ = nf.request(ng.port, "GET", "/health")
             if status == 200 and isinstance(h, dict):
                 seen[h["worker_pid"]] = h
