@@ -7,7 +7,8 @@ XDBTX_TEST_URI2: the shop's and the payment provider's clusters). Each nginx run
 a temporary prefix on a free loopback port. The checks read both clusters directly
 (spec/openresty/nginx_fixture.py's wire client), never through nginx:
   pools        one pool per worker, made after the fork by the worker, shared by its
-               main VM and its thread VMs; the master has no libmongoc thread
+               main VM and its thread VMs; the master has no libmongoc thread, also
+               after a reload (when init_by_lua runs in the master itself)
   checkout     a checkout commits on both clusters; the request body (nulls included)
                reads back unchanged; the same id again changes nothing (journal)
   failure      a declined card: 409 naming the node, both clusters rolled back
@@ -107,36 +108,52 @@ def in_parallel(fns):
     return out
 
 
+def pools_of_workers(ng, label):
+    """Check that each worker of ng made its own pools, used by its thread VMs too, and
+    that the master has no libmongoc thread."""
+    master = ng.master_pid()
+    workers = []
+    for _ in range(100):
+        workers = ng.worker_pids()
+        if len(workers) == 2:
+            break
+        time.sleep(0.02)
+    seen = {}
+    for _ in range(300):
+        status, h, _ = nf.request(ng.port, "GET", "/health")
+        if status == 200 and isinstance(h, dict) and h.get("worker_pid") in workers:
+            seen[h["worker_pid"]] = h
+        if len(seen) == len(workers):
+            break
+    ok(len(workers) == 2 and sorted(seen) == workers,
+       "pools%s: /health answered from both workers (reuseport)" % label,
+       "workers %r, answered %r" % (workers, sorted(seen)))
+    for pid, h in sorted(seen.items()):
+        mains, threads = h.get("main_pools", {}), h.get("thread_pools", {})
+        good = all(isinstance(mains.get(k), dict) and mains[k]["pid"] == pid and
+                   threads.get(k) == mains[k] for k in ("shop", "payments"))
+        ok(good and pid != master,
+           "pools%s: worker %d made its own pools (pid = the worker's, not the master's "
+           "%d), and its thread VMs use the same ones" % (label, pid, master), json.dumps(h))
+    # init_by_lua runs in the master itself on a reload (at start, in the process that
+    # then daemonises): a pool used there would show as libmongoc threads
+    ok(nf.threads_of(master) == 1 and all(nf.threads_of(w) > 1 for w in workers),
+       "pools%s: the master has one thread (no libmongoc pool or monitor), workers more" % label,
+       "master %d threads, workers %r" % (nf.threads_of(master),
+                                          [nf.threads_of(w) for w in workers]))
+    return workers
+
+
 def check_pools(u1, u2):
     ng = nf.Nginx(u1, u2, DB, workers=2, threads=4).start()
     try:
-        master = ng.master_pid()
-        for _ in range(100):
-            workers = ng.worker_pids()
-            if len(workers) == 2:
+        old = pools_of_workers(ng, "")
+        ng.hup()
+        for _ in range(200):
+            if not set(ng.worker_pids()) & set(old) and len(ng.worker_pids()) == 2:
                 break
-            time.sleep(0.02)
-        seen = {}
-        for _ in range(300):
-            status, h, _ = nf.request(ng.port, "GET", "/health")
-            if status == 200 and isinstance(h, dict):
-                seen[h["worker_pid"]] = h
-            if len(seen) == len(workers):
-                break
-        ok(len(workers) == 2 and sorted(seen) == workers,
-           "pools: /health answered from both workers (reuseport)",
-           "workers %r, answered %r" % (workers, sorted(seen)))
-        for pid, h in sorted(seen.items()):
-            mains, threads = h.get("main_pools", {}), h.get("thread_pools", {})
-            good = all(isinstance(mains.get(k), dict) and mains[k]["pid"] == pid and
-                       threads.get(k) == mains[k] for k in ("shop", "payments"))
-            ok(good and pid != master,
-               "pools: worker %d made its own pools (pid = the worker's, not the master's "
-               "%d), and its thread VMs use the same ones" % (pid, master), json.dumps(h))
-        ok(nf.threads_of(master) == 1 and all(nf.threads_of(w) > 1 for w in workers),
-           "pools: the master has one thread (no libmongoc pool or monitor), workers more",
-           "master %d threads, workers %r" % (nf.threads_of(master),
-                                              [nf.threads_of(w) for w in workers]))
+            time.sleep(0.05)
+        pools_of_workers(ng, " after a reload")
         return ng.error_log()
     finally:
         ng.stop()
