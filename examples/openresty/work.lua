@@ -98,8 +98,8 @@ end
 
 -- W.checkout(body) -> HTTP status, JSON text. body: the request's JSON
 -- { id, sku, qty, card, ... }. The order's tree (app.lua) gets one more
--- node on the shop's cluster that stores the body as given, so it commits
--- or rolls back with the order. 200: committed; 409: an action refused it
+-- node on the shop's cluster, the order's first child, that stores the body
+-- as given, so it commits or rolls back with the order. 200: committed; 409: an action refused it
 -- (nothing applied; `node` names the node); 400: a bad body; 502: the
 -- clusters failed it (`status` says what was left, `nodes` node by node).
 function W.checkout(body)
@@ -107,11 +107,11 @@ function W.checkout(body)
   if not order then return 400, encode { error = why } end
   local a = get_app()
   local tree = a:tree(order)
-  tree.children[#tree.children + 1] = {
+  table.insert(tree.children, 1, {
     client = a.shop, name = "request",
     action = function() requests:insert_one { _id = order.id, body = order } end,
     compensate = function() requests:delete_one { _id = order.id } end,
-  }
+  })
   local opts = a:options(order)
   opts.journal = journal
   local ok, res = pcall(xdbtx.run, tree, opts)
