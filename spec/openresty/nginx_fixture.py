@@ -121,13 +121,14 @@ def request(port, method, path, body=None, timeout=60):
 class Nginx(object):
     """examples/openresty/nginx.conf in a temporary prefix, started as a daemon."""
 
-    def __init__(self, uri, uri2, db, workers=1, threads=8, env=None):
+    def __init__(self, uri, uri2, db, workers=1, threads=8, env=None, conf=None):
         self.prefix = tempfile.mkdtemp(prefix="xdbtx-nginx.")
         for d in ("conf", "logs", "tmp"):
             os.mkdir(os.path.join(self.prefix, d))
         self.port = free_port()
-        with open(os.path.join(TOP, "examples", "openresty", "nginx.conf")) as f:
-            conf = f.read()
+        if conf is None:
+            with open(os.path.join(TOP, "examples", "openresty", "nginx.conf")) as f:
+                conf = f.read()
         for k, v in (("@ROOT@", TOP), ("@CPATH@", CPATH), ("@PORT@", str(self.port)),
                      ("@WORKERS@", str(workers)), ("@THREADS@", str(threads))):
             conf = conf.replace(k, v)

@@ -17,7 +17,8 @@ a temporary prefix on a free loopback port. The checks read both clusters direct
   stall        a request is served while a checkout waits on a slow server (failCommand
                blockConnection); the direct call, as a control, does stall the worker
   code cache   lua_code_cache off: a new VM per request reaches the same pool, and no
-               worker dies after those VMs are closed
+               worker dies after those VMs are closed, also where no other VM holds
+               the module (it is linked -z nodelete: never unloaded)
   reload       HUP with checkouts in flight: each finishes, the new worker has its own
                pool, the old one exits with code 0
   error.log    no worker exited on a signal
@@ -297,6 +298,56 @@ def check_code_cache_off(ng, world):
        "workers %r then %r" % (worker, ng.worker_pids()))
 
 
+# Only VMs that lua_code_cache off closes after each request load xdbtx here (no
+# init_worker, no thread VM): without -z nodelete the module would be unloaded under
+# libmongoc's running monitor threads after each request.
+UNLOAD_CONF = """
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+error_log logs/error.log notice;
+pid logs/nginx.pid;
+env XDBTX_URI;
+env XDBTX_URI2;
+env XDBTX_DB;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path tmp;
+    lua_package_path "@ROOT@/examples/?.lua;@ROOT@/lua/?.lua;;";
+    lua_package_cpath "@CPATH@/?.so;;";
+    lua_code_cache off;
+    server {
+        listen 127.0.0.1:@PORT@;
+        location = /health {
+            content_by_lua_block {
+                local status, json = require("openresty.work").health()
+                ngx.status = status
+                ngx.say(json)
+            }
+        }
+    }
+}
+"""
+
+
+def check_unload(u1, u2):
+    ng = nf.Nginx(u1, u2, DB, conf=UNLOAD_CONF).start()
+    try:
+        worker = ng.worker_pids()
+        rs = [nf.request(ng.port, "GET", "/health") for _ in range(5)]
+        time.sleep(2)
+        rs += [nf.request(ng.port, "GET", "/health") for _ in range(2)]
+        time.sleep(2)
+        log = ng.error_log()
+        ok(all(r[0] == 200 for r in rs) and ng.worker_pids() == worker and "signal" not in log,
+           "code cache off, no other VM holding xdbtx: each closed VM leaves the module loaded "
+           "(-z nodelete), the worker lives on", "%r\n%s" % (rs, log))
+        return log
+    finally:
+        ng.stop()
+
+
 def check_reload(ng, world):
     world.reset({"mug": (2, 100)}, {"alice": 1000})
     old = ng.worker_pids()
@@ -357,6 +408,7 @@ def main():
     u1, u2 = uris()
     world = World(u1, u2)
     check_log("two workers", check_pools(u1, u2))
+    check_log("code cache off", check_unload(u1, u2))
     ng = nf.Nginx(u1, u2, DB, workers=1, threads=8).start()
     keep = False
     try:
