@@ -36,7 +36,8 @@ describe("codec: JSON null (cjson.null / ngx.null) #luajit", function()
     assert.equal(cjson.null, JN)
     local body = cjson.decode('{"a":null,"b":[1,null,{"c":null}]}')
     local back = x.decode(x.encode(body), { json_null = true })
-    assert.equal(cjson.encode(body), cjson.encode(back))
+    assert.equal(cjson.null, back.a)
+    assert.equal('[1,null,{"c":null}]', cjson.encode(back.b))
   end)
 
   local encodes = {
