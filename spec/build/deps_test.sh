@@ -1,6 +1,7 @@
 #!/bin/sh
 # deps_test.sh - TAP: scripts/deps.sh asks for OpenResty's LuaJIT (luajit2), never for
-# Debian's plain luajit, and refuses (installing nothing) when apt's plan removes a package.
+# Debian's plain luajit, and refuses (installing nothing) when apt's plan removes a package;
+# its openresty level asks for nginx, its Lua module, lua-resty-core and lua-cjson.
 #
 # It cannot touch the machine: deps.sh runs with PATH holding only a few real tools and
 # fakes (pkg-config, id, luajit, ...) in a temporary directory, and with XDBTX_APT /
@@ -112,7 +113,7 @@ run_deps() {
   : >"$tmp/apt.log"
   env -i PATH="$path" FAKE_PLAN="$tmp/$plan" FAKE_LOG="$tmp/apt.log" FAKE_PC="$FAKE_PC" \
     FAKE_LUAJIT_INC="$FAKE_LUAJIT_INC" FAKE_UID="$FAKE_UID" FAKE_SIM_RC="${FAKE_SIM_RC:-0}" \
-    XDBTX_APT="$tmp/apt-get" XDBTX_APT_CACHE="$tmp/apt-cache" \
+    XDBTX_APT="$tmp/apt-get" XDBTX_APT_CACHE="$tmp/apt-cache" XDBTX_DEPS_ROOT="${FAKE_ROOT:-}" \
     /bin/sh "$deps" "$@" >"$tmp/out" 2>"$tmp/err"
   rc=$?
 }
@@ -185,6 +186,40 @@ check "not root: a removal plan is refused the same way (rc=$rc)" [ "$rc" -eq 3 
 run_deps plan-ok "$bin" test
 check "not root: prints the apt-get command and fails, installing nothing (rc=$rc)" \
   sh -c "[ $rc -eq 1 ] && ! grep -qE '^(install|update)' '$tmp/apt.log' && grep -q 'sudo apt-get install -y --no-install-recommends.* luajit2' '$tmp/err'"
+
+# 8. The openresty level (make test-openresty): nginx, its Lua module, lua-resty-core and
+#    lua-cjson, looked for under XDBTX_DEPS_ROOT, plus luajit2's headers.
+FAKE_UID=0 FAKE_PC="lua5.4 libmongoc-1.0" FAKE_LUAJIT_INC=/nonexistent FAKE_ROOT="$tmp/root-none"
+mkdir -p "$FAKE_ROOT"
+run_deps plan-ok "$bin:$tmp/have" openresty luajit
+check "openresty, nothing there: exits 0 (rc=$rc)" [ "$rc" -eq 0 ]
+for p in nginx libnginx-mod-http-lua lua-resty-core lua-cjson libluajit2-5.1-dev; do
+  check "openresty, nothing there: installs $p" asked "$p"
+done
+check "openresty: never asks for plain luajit" sh -c "! grep -qE ' (luajit|libluajit-5\.1-dev|libluajit-5\.1-2)( |$)' '$tmp/apt.log'"
+check "openresty: the plan is simulated first" simulated libnginx-mod-http-lua
+FAKE_ROOT="$tmp/root-all"
+mkdir -p "$FAKE_ROOT/usr/sbin" "$FAKE_ROOT/usr/lib/nginx/modules" "$FAKE_ROOT/usr/share/lua/5.1/resty" \
+  "$FAKE_ROOT/usr/lib/x86_64-linux-gnu/lua/5.1"
+printf '#!/bin/sh\n' >"$FAKE_ROOT/usr/sbin/nginx"
+chmod +x "$FAKE_ROOT/usr/sbin/nginx"
+: >"$FAKE_ROOT/usr/lib/nginx/modules/ngx_http_lua_module.so"
+: >"$FAKE_ROOT/usr/share/lua/5.1/resty/core.lua"
+: >"$FAKE_ROOT/usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so"
+FAKE_PC="lua5.4 libmongoc-1.0 luajit" FAKE_LUAJIT_INC="$tmp/inc2"
+run_deps plan-remv "$bin:$tmp/have" openresty luajit
+check "openresty, all there: apt never called (rc=$rc)" sh -c "[ $rc -eq 0 ] && [ ! -s '$tmp/apt.log' ]"
+# plain LuaJIT's headers and an nginx without its Lua module: luajit2 means removing the
+# user's packages, so nothing is installed
+FAKE_LUAJIT_INC="$tmp/inc1"
+rm "$FAKE_ROOT/usr/lib/nginx/modules/ngx_http_lua_module.so"
+run_deps plan-remv "$bin:$tmp/have" openresty luajit
+check "openresty over plain LuaJIT: refused with exit 3, nothing installed (rc=$rc)" \
+  sh -c "[ $rc -eq 3 ] && ! grep -q '^install ' '$tmp/apt.log'"
+check "openresty over plain LuaJIT: asked apt for the module and luajit2's headers" \
+  sh -c "grep -- '-s install' '$tmp/apt.log' | grep ' libnginx-mod-http-lua' | grep -q ' libluajit2-5.1-dev'"
+check "openresty over plain LuaJIT: names what it would remove" has "^  luajit: conflicts with luajit2" "$tmp/err"
+FAKE_ROOT=""
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
