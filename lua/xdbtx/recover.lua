@@ -13,7 +13,8 @@ opts.older_than seconds (default: its own timeout) is settled:
   3. the markers say which participants committed: no decision recorded, or
      none committed -> "aborted"; all -> "committed"; some -> the
      committed nodes' compensations run, newest first, taken from
-     trees[name] (the tree table, or a function returning it) by node path,
+     trees[name] (the tree table, or a function(name, record) returning it;
+     record is the journal document, with the store) by node path,
      given the journalled store, each at most once (its marker);
   4. the outcome is written to the journal (stage "done").
 Saga runs compensate their completed nodes the same way; a compensation
@@ -45,10 +46,12 @@ local function ms_of(date)
   return date:ms()
 end
 
--- The tree table of a journalled name, or nil.
-local function tree_of(trees, name)
+-- The tree table of a journalled run, or nil: trees[name], or what
+-- trees[name](name, record) returns (record: the journal document, whose
+-- store holds the action results, for trees built from a run's input).
+local function tree_of(trees, name, doc)
   local t = trees and trees[name]
-  if type(t) == "function" then t = t(name) end
+  if type(t) == "function" then t = t(name, doc) end
   return t
 end
 
@@ -207,7 +210,7 @@ end
 -- recovery holds it).
 local function settle(journal, doc, trees, cache, opts, token)
   if not lease(journal, doc, token) then return nil end
-  local tree = tree_of(trees, doc.name)
+  local tree = tree_of(trees, doc.name, doc)
   local tree_nodes
   if tree then tree_nodes = Tr.flatten(tree, "xdbtx.recover: trees[" .. U.show(doc.name) .. "]") end
   local nodes
