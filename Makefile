@@ -170,3 +170,12 @@ print:
 
 clean:
 	rm -rf build
+
+# make docs: docs/commit-protocol.svg (shown in the README) from its Graphviz source. The SVG
+# is committed, so only a change to the .dot needs dot (Debian package graphviz).
+.PHONY: docs
+docs: docs/commit-protocol.svg
+
+docs/commit-protocol.svg: docs/commit-protocol.dot
+	@command -v dot >/dev/null 2>&1 || { echo "make docs: Graphviz's dot is missing; install it with: apt-get install graphviz" >&2; exit 1; }
+	dot -Tsvg -o $@ docs/commit-protocol.dot
