@@ -6,7 +6,8 @@ here). ctx = { kind = "transaction" | "sandbox" | "tree", parent = ctx|nil,
 sessions = { [client id] = Session | false }, on_commit, on_rollback }.
 A context holds the sessions of every client of the running transaction (one
 for client:transaction, several for a tree); `false` marks a client that the
-context holds but runs without a session (saga mode). An operation on a
+context holds but runs without a session (saga mode; ctx.ops counts the
+operations routed so, each applied at once). An operation on a
 client the context does not hold is a routing error: it would escape the
 rollback. A coroutine started inside a transaction does not inherit it
 (Lua cannot tell who created a coroutine); xdbtx.bind(fn) carries it over.
@@ -111,7 +112,10 @@ function C.route(client, s, where)
       " is not part of the running transaction; the operation would escape the rollback" ..
       " (pass session = false to run it outside on purpose)")
   end
-  if ws == false then return false, nil end
+  if ws == false then
+    ctx.ops = (ctx.ops or 0) + 1 -- saga mode: operations applied at once
+    return false, nil
+  end
   if ws._txn_ended then check_txn(ws, true) end
   return ws._core, ws
 end

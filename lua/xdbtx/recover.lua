@@ -200,7 +200,10 @@ local function settle_saga(journal, doc, tree_nodes, opts)
   local nodes = recovered_nodes(doc, tree_nodes)
   local completed = {}
   for _, p in ipairs(doc.saga_done or {}) do completed[p] = true end
-  for _, n in ipairs(nodes) do n.state = completed[n.path] and "committed" or "aborted" end
+  for _, n in ipairs(nodes) do
+    -- the node that was running when the coordinator died may have written
+    n.state = completed[n.path] and "committed" or n.path == doc.saga_running and "failed" or "aborted"
+  end
   local store = J.store_from_doc(doc.store, tree_nodes or {})
   compensate(journal, doc, nodes, store, true, opts.timeout)
   return nodes

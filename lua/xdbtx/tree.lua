@@ -496,9 +496,13 @@ local function run_saga(run)
   local failed, err
   local co = C.enter(run.ctx)
   for i, nd in ipairs(run.nodes) do
+    run.ctx.ops = 0
+    if run.journal then run.journal:saga_running(run, nd) end
     local ok, res = pcall(nd.action, store, nil)
     if not ok then
       failed, err = nd, res
+      -- what it sent before it raised was applied at once and stays
+      nd.state = run.ctx.ops > 0 and "failed" or "aborted"
       break
     end
     store[i] = res
@@ -508,7 +512,7 @@ local function run_saga(run)
   end
   C.leave(run.ctx, co)
   for _, nd in ipairs(run.nodes) do
-    if nd.state == nil then nd.state = nd == failed and "aborted" or "not_run" end
+    if nd.state == nil then nd.state = "not_run" end
   end
   if not failed then return conclude(run) end
   if A.is_rollback(err) then
