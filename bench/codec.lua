@@ -1,21 +1,24 @@
--- bench/codec.lua - encode/decode throughput of xdbtx's BSON codec.
+-- bench/codec.lua - encode/decode throughput of xdbtx's BSON codec against
+-- libbson alone, measured side by side.
 --
--- For each sample document of bench/lib/docs.lua (small, medium, large) prints
--- encodes/s and decodes/s (CPU time, os.clock), runs the libbson-only C
--- baseline (bench/codec_baseline.c, built by scripts/bench into
--- $XDBTX_BENCH_BIN) on the same bytes, and prints the ratio xdbtx/C.
--- Reference (research/lua_drivers.md s.7, ~1.4 KB doc, Lua 5.4): the
--- fastest Lua BSON codec known, cloudwu/lua-bson, does ~137k encodes/s and
--- ~86k decodes/s.
+-- For each sample document of bench/lib/docs.lua (small, medium, large) a
+-- round measures encodes/s here (CPU time, os.clock), then the same for the
+-- libbson-only C baseline (bench/codec_baseline.c, built by scripts/bench
+-- into $XDBTX_BENCH_BIN) on the same bytes, then decodes/s the same way, so
+-- each pair sees the same machine load. Rounds are interleaved doc by doc
+-- (XDBTX_BENCH_ROUNDS, default 9; each figure measured for
+-- XDBTX_BENCH_SECONDS, default 0.2). Printed: the median of each figure and
+-- the median of the per-round ratios xdbtx/C, with their range.
 --   lua5.4 bench/codec.lua        (package.cpath must reach xdbtx/core.so)
 package.path = "./bench/lib/?.lua;" .. package.path
 local x = require "xdbtx.core"
 local docs = require "docs"
 
-local SECONDS = tonumber(os.getenv("XDBTX_BENCH_SECONDS") or "") or 1.0
+local SECONDS = tonumber(os.getenv("XDBTX_BENCH_SECONDS") or "") or 0.2
+local ROUNDS = math.floor(tonumber(os.getenv("XDBTX_BENCH_ROUNDS") or "") or 9)
 
 local function rate(fn, arg)
-  for _ = 1, 50 do fn(arg) end
+  for _ = 1, 20 do fn(arg) end
   local n, t0 = 0, os.clock()
   local batch = 10
   while true do
@@ -27,10 +30,38 @@ local function rate(fn, arg)
   end
 end
 
+local function median(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) / 2] end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+local function range(t)
+  local lo, hi = math.huge, -math.huge
+  for _, v in ipairs(t) do lo, hi = math.min(lo, v), math.max(hi, v) end
+  return lo, hi
+end
+
 local dir = "build/bench"
 os.execute("mkdir -p " .. dir)
+local bin = os.getenv("XDBTX_BENCH_BIN")
+bin = (bin and bin ~= "" and bin or dir) .. "/codec_baseline"
+local have_c = io.open(bin, "rb")
+if have_c then have_c:close() end
+
+-- the C baseline on one file: what ("encode" or "decode") per second
+local function baseline(what, path)
+  local out = io.popen(string.format("%s -t %g -m %s %s", bin, SECONDS, what, path))
+  local line = out:read("*l") or ""
+  out:close()
+  return tonumber(line:match(" " .. what .. " (%d+)"))
+end
+
 local names = { "small", "medium", "large" }
-local files, results = {}, {}
+local cases = {}
 for _, name in ipairs(names) do
   local t = docs[name]()
   local bytes = x.encode(t)
@@ -38,39 +69,39 @@ for _, name in ipairs(names) do
   local f = assert(io.open(path, "wb"))
   f:write(bytes)
   f:close()
-  files[#files + 1] = path
-  collectgarbage()
-  local enc = rate(x.encode, t)
-  collectgarbage()
-  local dec = rate(x.decode, bytes)
-  results[name] = { bytes = #bytes, enc = enc, dec = dec }
+  cases[name] = { t = t, bytes = bytes, path = path, enc = {}, dec = {}, cenc = {}, cdec = {}, renc = {}, rdec = {} }
 end
 
-local base = {}
-local bin = os.getenv("XDBTX_BENCH_BIN")
-bin = (bin and bin ~= "" and bin or dir) .. "/codec_baseline"
-local p = io.open(bin, "rb")
-if p then
-  p:close()
-  local out = io.popen(bin .. " " .. table.concat(files, " "))
-  for line in out:lines() do
-    local name, e, d = line:match("^codec_(%w+)%.bson encode (%d+) decode (%d+)")
-    if name then base[name] = { enc = tonumber(e), dec = tonumber(d) } end
+for _ = 1, ROUNDS do
+  for _, name in ipairs(names) do
+    local c = cases[name]
+    collectgarbage()
+    local enc = rate(x.encode, c.t)
+    local ce = have_c and baseline("encode", c.path)
+    collectgarbage()
+    local dec = rate(x.decode, c.bytes)
+    local cd = have_c and baseline("decode", c.path)
+    c.enc[#c.enc + 1], c.dec[#c.dec + 1] = enc, dec
+    if ce and cd then
+      c.cenc[#c.cenc + 1], c.cdec[#c.cdec + 1] = ce, cd
+      c.renc[#c.renc + 1], c.rdec[#c.rdec + 1] = enc / ce, dec / cd
+    end
   end
-  out:close()
-else
-  print("# C baseline not built (" .. bin .. "); run sh scripts/bench codec")
 end
 
-print(string.format("# %s, %s", _VERSION, jit and jit.version or "PUC Lua"))
-print(string.format("%-7s %7s  %12s %12s %7s  %12s %12s %7s", "doc", "bytes",
-  "encode/s", "C encode/s", "ratio", "decode/s", "C decode/s", "ratio"))
-for _, name in ipairs(names) do
-  local r, b = results[name], base[name]
-  print(string.format("%-7s %7d  %12.0f %12s %7s  %12.0f %12s %7s", name, r.bytes,
-    r.enc, b and string.format("%.0f", b.enc) or "-", b and string.format("%.2f", r.enc / b.enc) or "-",
-    r.dec, b and string.format("%.0f", b.dec) or "-", b and string.format("%.2f", r.dec / b.dec) or "-"))
+print(string.format("# %s, %s; median of %d interleaved rounds, %.2f s per figure",
+  _VERSION, rawget(_G, "jit") and jit.version or "PUC Lua", ROUNDS, SECONDS))
+if not have_c then print("# C baseline not built (" .. bin .. "); run sh scripts/bench codec") end
+print(string.format("%-7s %7s  %10s %10s %6s %11s  %10s %10s %6s %11s", "doc", "bytes",
+  "encode/s", "C encode/s", "ratio", "(range)", "decode/s", "C decode/s", "ratio", "(range)"))
+local function cols(lua, c, r)
+  if #r == 0 then return string.format("%10.0f %10s %6s %11s", median(lua), "-", "-", "") end
+  local lo, hi = range(r)
+  return string.format("%10.0f %10.0f %6.2f %11s", median(lua), median(c), median(r),
+    string.format("(%.2f-%.2f)", lo, hi))
 end
-local m = results.medium
-print(string.format("# medium vs cloudwu/lua-bson (137k enc/s, 86k dec/s on ~1.4 KB): encode x%.2f, decode x%.2f",
-  m.enc / 137000, m.dec / 86000))
+for _, name in ipairs(names) do
+  local c = cases[name]
+  print(string.format("%-7s %7d  %s  %s", name, #c.bytes, cols(c.enc, c.cenc, c.renc),
+    cols(c.dec, c.cdec, c.rdec)))
+end

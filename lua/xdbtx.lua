@@ -41,7 +41,7 @@ local M = { _VERSION = "xdbtx scm" }
 for _, k in ipairs {
   "encode", "decode", "to_json", "from_json", "null", "array_mt", "ordered", "object_id",
   "date", "timestamp", "decimal128", "binary", "uuid", "regex", "code", "minkey", "maxkey",
-  "int32", "int64", "double", "type", "Error", "error", "is_error",
+  "int32", "int64", "double", "type", "Error", "error", "is_error", "json_null",
 } do
   M[k] = core[k]
 end

@@ -77,6 +77,13 @@ describe("codec: corrupt input #luajit", function()
     { "DBPointer (unsupported)", doc("\12a\0" .. le32(2) .. "c\0" .. string.rep("\0", 12)) },
     { "code with scope (unsupported)", doc("\15a\0" .. le32(19) .. le32(2) .. "c\0" .. le32(5) .. "\0") },
     { "key without terminator", le32(7) .. "\16abc" },
+    -- keys long enough, and far enough from the end, for the 8-byte scan
+    { "invalid UTF-8 in the first 8 bytes of a long key",
+      doc("\16abc\255defgh\0\1\0\0\0\16padding-key\0\2\0\0\0") },
+    { "invalid UTF-8 after 8 bytes of a long key",
+      doc("\16abcdefghi\255j\0\1\0\0\0\16padding-key\0\2\0\0\0") },
+    { "a truncated UTF-8 sequence ending a 7-byte key",
+      doc("\16abcde\226\130\0\1\0\0\0\16padding-key\0\2\0\0\0") },
   }
   for _, c in ipairs(cases) do
     it(c[1], function()
@@ -94,6 +101,90 @@ describe("codec: corrupt input #luajit", function()
     local body = "\16x\0\1\0\0\0"
     for _ = 1, 201 do body = "\3a\0" .. doc(body) end
     assert.truthy(decode_error(doc(body)).message:find("nesting deeper than 200 levels", 1, true))
+  end)
+
+  it("long and non-ASCII keys decode, whichever scan finds their end", function()
+    local keys = { "k", "abcdefg", "abcdefgh", "abcdefghijklmnop", "naïve", "ключ-ключ-ключ", "鍵" }
+    local t = {}
+    for i, k in ipairs(keys) do t[k] = i end
+    local d = x.decode(x.encode(t))
+    for i, k in ipairs(keys) do assert.equal(i, d[k], k) end
+  end)
+
+  it("repeated strings and keys decode right (string cache)", function()
+    local rows = {}
+    for i = 1, 50 do rows[i] = { name = "n" .. (i % 5), tag = "same", ["k" .. (i % 7)] = i } end
+    local d = x.decode(x.encode({ rows = rows }))
+    for i = 1, 50 do
+      assert.equal("n" .. (i % 5), d.rows[i].name)
+      assert.equal("same", d.rows[i].tag)
+      assert.equal(i, d.rows[i]["k" .. (i % 7)])
+    end
+    -- strings of one length that differ only inside, and many distinct
+    -- short ones (more than the cache has slots, so slots are shared)
+    local l = { "abcd", "abc", "abcde", "abcd", "", "abcdXefgh", "abcdYefgh",
+      "abcdefghXabcdefgh", "abcdefghYabcdefgh" }
+    for i = 1, 1500 do l[#l + 1] = string.format("%x", i * 7919 % 65536) end
+    for i = 1, 300 do l[#l + 1] = string.char(65 + i % 26, 97 + math.floor(i / 26) % 26) end
+    d = x.decode(x.encode({ l = l }))
+    for i = 1, #l do assert.equal(l[i], d.l[i]) end
+    for i = 1, #l do l[i] = l[i] .. "-key" end
+    local t = {}
+    for i = 1, #l do t[l[i]] = i end
+    d = x.decode(x.encode(t))
+    for i = 1, #l do assert.equal(t[l[i]], d[l[i]]) end
+  end)
+
+  it("a level beyond the element arena (65536) decodes too", function()
+    local big = {}
+    for i = 1, 70000 do big[i] = i % 1000 end
+    local d = x.decode(x.encode({ big = big, after = "end" }))
+    assert.equal(70000, #d.big)
+    assert.equal(999, d.big[999])
+    assert.equal(0, d.big[70000])
+    assert.equal("end", d.after)
+  end)
+
+  it("a decode run by a finalizer inside another decode gets its own state", function()
+    -- the inner decode must not touch the outer one's kept elements: the
+    -- outer document's fields wait in the arena while the first is built
+    local small = x.encode({ inner = { 1, 2, 3 }, s = "inner" })
+    local ran, nested, bad, outer = 0, 0, 0, false
+    local function finalizer()
+      local t = x.decode(small)
+      ran = ran + 1
+      if outer then nested = nested + 1 end
+      if t.s ~= "inner" or t.inner[3] ~= 3 then bad = bad + 1 end
+    end
+    local doc = {}
+    for f = 1, 10 do
+      local rows = {}
+      for i = 1, 40 do rows[i] = { name = "row" .. i, tags = { "a", "b" }, n = f } end
+      doc["field" .. f] = rows
+    end
+    local bytes = x.encode(doc)
+    for _ = 1, 30 do
+      for _ = 1, 300 do
+        if rawget(_G, "newproxy") then
+          getmetatable(newproxy(true)).__gc = finalizer
+        else
+          setmetatable({}, { __gc = finalizer })
+        end
+      end
+      outer = true
+      local d = x.decode(bytes)
+      outer = false
+      for f = 1, 10 do
+        local rows = d["field" .. f]
+        assert.equal(40, #rows)
+        assert.equal(f, rows[40].n)
+        assert.equal("row40", rows[40].name)
+        assert.equal("b", rows[7].tags[2])
+      end
+    end
+    collectgarbage()
+    assert.is_true(nested > 0, "no finalizer ran inside a decode")
+    assert.equal(0, bad)
   end)
 
   it("deprecated symbol and undefined decode as string and null", function()

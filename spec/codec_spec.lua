@@ -153,6 +153,41 @@ describe("codec: values both ways #luajit", function()
     assert.equal(1, d.a.n)
     assert.equal(1, d.c[2].n)
   end)
+
+  -- the decoder ignores array keys, so only the bytes can show them
+  it("array index keys are \"0\" .. \"n-1\" past 9, 99, 999 and 9999", function()
+    local n = 10002
+    local list, body = {}, {}
+    for i = 1, n do
+      list[i] = i % 7
+      body[i] = "\16" .. tostring(i - 1) .. "\0" .. le32(i % 7)
+    end
+    local arr = table.concat(body)
+    local expected = "\4v\0" .. le32(4 + #arr + 1) .. arr .. "\0"
+    expected = le32(4 + #expected + 1) .. expected .. "\0"
+    assert.equal(expected, x.encode({ v = list }))
+    assert.equal(expected, x.encode({ v = setmetatable(list, x.array_mt) }))
+    assert.equal(expected, x.encode(x.ordered({ { "v", list } })))
+    -- keys 1..n that next() does not visit in order (part of them in the
+    -- hash part): encoded by index all the same
+    local mixed = { 0 }
+    for k = 1, 12 do mixed["s" .. k] = k end
+    for k = 1, 12 do mixed["s" .. k] = nil end
+    for k = 2, 15 do mixed[k] = k % 7 end
+    mixed[1] = 1
+    local visited, in_order = 0, true
+    for k in next, mixed do
+      visited = visited + 1
+      in_order = in_order and k == visited
+    end
+    assert.is_false(in_order, "the table meant to be walked out of order is not")
+    body = {}
+    for k = 1, 15 do body[k] = "\16" .. tostring(k - 1) .. "\0" .. le32(k % 7) end
+    arr = table.concat(body)
+    expected = "\4v\0" .. le32(4 + #arr + 1) .. arr .. "\0"
+    expected = le32(4 + #expected + 1) .. expected .. "\0"
+    assert.equal(expected, x.encode({ v = mixed }))
+  end)
 end)
 
 describe("codec: Lua 5.4 numbers", function()

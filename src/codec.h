@@ -1,6 +1,8 @@
 /*
- * codec.h - private header shared by codec.c (table <-> BSON walking) and
- * codec_types.c (typed values: ObjectId, Date, ..., the null sentinel).
+ * codec.h - private header shared by the codec's files: codec.c (shared
+ * helpers, registration), codec_encode.c, codec_decode.c, codec_json.c,
+ * codec_types.c (typed values: layout, metatables) and codec_values.c
+ * (their constructors and methods).
  *
  * Every typed value is one userdata layout (codec_val_t) under a metatable
  * per kind ("xdbtx.ObjectId", ...). Each of those metatables holds the kind
@@ -25,6 +27,10 @@
  *   values (o.key reads a field, key order kept); {exact = true} also keeps
  *   widths (small int64 -> Int64, LuaJIT integral doubles/NaN -> Double),
  *   so encode(decode(b, {exact = true})) == b.
+ * - JSON null: the NULL light userdata (xdbtx.json_null, which is
+ *   cjson.null and ngx.null) encodes as BSON null; any other light userdata
+ *   is refused. decode/from_json with {json_null = true} give it back for
+ *   null (and undefined) instead of xdbtx.null; xdbtx.type says "null".
  * - Deprecated BSON: symbol -> string, undefined -> null; DBPointer and
  *   code-with-scope are refused on decode.
  * - UTF-8 is checked by libbson (bson_utf8_validate), which accepts the
@@ -37,9 +43,13 @@
 #ifndef XDBTX_CODEC_H
 #define XDBTX_CODEC_H
 
+#include <stdarg.h>
 #include <string.h>
 
 #include "lxdbtx.h"
+
+#define CODEC_NOINLINE __attribute__ ((noinline))
+#define CODEC_INLINE inline __attribute__ ((always_inline))
 
 /* Nesting limit of encoded documents, counting the top-level document as
  * level 1 (MongoDB's own limit). */
@@ -134,8 +144,10 @@ void codec_push_singleton (lua_State *L, int kind);
  * (|v| <= 2^53), else an xdbtx.Int64. */
 void codec_push_int64 (lua_State *L, int64_t v);
 
-/* Lua name of a kind for xdbtx.type: "objectid", "date", ... */
+/* Lua name of a kind for xdbtx.type: "objectid", "date", ...; its
+ * metatable name: "xdbtx.ObjectId", ... */
 const char *codec_kind_name (int kind);
+const char *codec_kind_mt (int kind);
 
 /* True when s[0..n) is valid UTF-8; allow_nul permits U+0000 bytes. */
 bool codec_utf8_valid (const char *s, size_t n, bool allow_nul);
@@ -175,8 +187,63 @@ int codec_raise (lua_State *L, const char *phase, const char *fmt, ...)
 /* Classify the table at idx for xdbtx.type: "array" or "document". */
 const char *codec_table_kind (lua_State *L, int idx);
 
-/* Register the typed-value constructors, singletons and metatables, and
- * array_mt/ordered into the module table at module_idx. */
+/* Fill err with "<path>: <reason>", the path "doc.a[2].b" made of
+ * keys[1..depth] (NULL key: an array index, lens[d] 1-based); returns
+ * false. Shared by the encoder and the decoder. */
+bool codec_path_fail (xdbtx_error_t *err, const char *phase, const char *const *keys,
+                      const size_t *lens, int depth, const char *fmt, va_list ap);
+
+/* The typed value of kind at idx (the self of method mname), or raise an
+ * argument error "<mname>: expected an ObjectId as self ...". */
+codec_val_t *codec_check_val (lua_State *L, int idx, int kind, const char *mname);
+
+/* ---- argument errors: xdbtx.Error, domain argument, phase "argument" ---- */
+
+/* Describe the value at idx for a message: "nil" (also for none), "number 5",
+ * "string \"ab\"" (cut at 40 bytes), "boolean true", "table",
+ * "xdbtx.ObjectId", "function", ... Written into buf, which is returned. */
+const char *codec_describe (lua_State *L, int idx, char *buf, size_t size);
+
+/* Raise "<fname>: <formatted reason>". Never returns. */
+int codec_argerror (lua_State *L, const char *fname, const char *fmt, ...)
+   BSON_GNUC_PRINTF (3, 4);
+
+/* Raise "<fname>: expected <what>, got <description of idx>". */
+int codec_arg_expected (lua_State *L, int idx, const char *fname, const char *what);
+
+/* Raise "<mname>: expected <what> as self (did you call it with '.'?)",
+ * naming what self was when it was not nil. */
+int codec_check_self_fail (lua_State *L, int idx, const char *mname, const char *what);
+
+/* The string at idx (a number is converted, as luaL_checklstring does), or
+ * raise codec_arg_expected (L, idx, fname, what). len may be NULL. */
+const char *codec_check_lstring (lua_State *L, int idx, size_t *len, const char *fname,
+                                 const char *what);
+
+/* The same, with def for none or nil. */
+const char *codec_opt_lstring (lua_State *L, int idx, const char *def, size_t *len,
+                               const char *fname, const char *what);
+
+/* True for a 16-byte Binary of subtype 3 or 4; its "8-4-4-4-12" text. */
+bool codec_is_uuid (const codec_val_t *v);
+void codec_uuid_text (const codec_val_t *v, char out[37]);
+
+/* codec_values.c: the constructors (xdbtx.object_id, ...) and the methods
+ * of each kind, registered by codec_open_types. */
+extern const luaL_Reg codec_value_funcs[];
+extern const luaL_Reg *const codec_kind_methods[CODEC_KIND_COUNT];
+
+/* XDBTX_DECODE_* flags from the decode options table at idx (nil: 0):
+ * ordered, exact, json_null; anything else raises an argument error
+ * naming fname. */
+unsigned codec_decode_flags (lua_State *L, int idx, const char *fname);
+
+/* Register into the module table at module_idx: the typed values
+ * (constructors, singletons, metatables, array_mt, ordered), encode,
+ * decode, to_json/from_json. Each is safe to call again for a state. */
 void codec_open_types (lua_State *L, int module_idx);
+void codec_open_encode (lua_State *L, int module_idx);
+void codec_open_decode (lua_State *L, int module_idx);
+void codec_open_json (lua_State *L, int module_idx);
 
 #endif /* XDBTX_CODEC_H */

@@ -33,7 +33,7 @@ int xdbtx_lua_raisef (lua_State *L, const char *phase, const char *fmt, ...);
  * at module_idx as `Error`, with `error(fields)` building one from Lua. */
 void xdbtx_lua_open_error (lua_State *L, int module_idx);
 
-/* ---- codec (codec.c, codec_types.c; rules in codec.h) ---------------- */
+/* ---- codec (src/codec*.c; rules in codec.h) ------------------------- */
 
 /* Encode the Lua table at idx into out, which the caller has bson_init'ed
  * (the fields are appended to whatever out holds). On failure returns
@@ -57,8 +57,17 @@ bool xdbtx_codec_push (lua_State *L, const bson_t *doc, xdbtx_error_t *err);
 /* Push one decoded value (for inserted_id, upserted_id, ...). */
 bool xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err);
 
+/* Flags of xdbtx_codec_push_opts. */
+#define XDBTX_DECODE_ORDERED 0x1u   /* documents as xdbtx.ordered values (key order kept) */
+#define XDBTX_DECODE_EXACT 0x2u     /* ORDERED, and widths kept: encode(decode(b)) == b */
+#define XDBTX_DECODE_JSON_NULL 0x4u /* null as the NULL light userdata (cjson.null,
+                                       ngx.null, xdbtx.json_null), not xdbtx.null */
+
+/* xdbtx_codec_push with XDBTX_DECODE_* flags (xdbtx_codec_push: flags 0). */
+bool xdbtx_codec_push_opts (lua_State *L, const bson_t *doc, unsigned flags, xdbtx_error_t *err);
+
 /* Put the codec's functions and constants into the module table at
- * module_idx: encode, decode, to_json, from_json, null, array_mt, ordered,
+ * module_idx: encode, decode, to_json, from_json, null, json_null, array_mt, ordered,
  * object_id, date, timestamp, decimal128, binary, uuid, regex, code, minkey,
  * maxkey, int32, int64, double, type. Safe to call again for the same Lua
  * state: metatables and sentinels are created once per state. */

@@ -2,8 +2,8 @@
  * fuzz_decode.c - libFuzzer harness: arbitrary bytes through the decoder.
  *
  * Each input goes to xdbtx.decode (plain, and {exact = true}) in a Lua 5.4
- * state, and straight to xdbtx_codec_push when libbson accepts it as a
- * document. Whatever decodes is encoded again (xdbtx_codec_encode and
+ * state, and straight to xdbtx_codec_push_opts when libbson accepts it as a
+ * document (flags 0, or exact + json_null for odd sizes). Whatever decodes is encoded again (xdbtx_codec_encode and
  * to_json), so the encoder also sees hostile shapes. Any crash, sanitizer
  * report or leak fails the run; errors raised by the codec are expected.
  * Only this harness links liblua (the module never does). Built and run by
@@ -78,7 +78,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
    if (bson_init_static (&doc, data, size)) {
       xdbtx_error_init (&err);
-      if (xdbtx_codec_push (L, &doc, &err)) {
+      unsigned flags = (size & 1) ? XDBTX_DECODE_EXACT | XDBTX_DECODE_JSON_NULL : 0;
+      if (xdbtx_codec_push_opts (L, &doc, flags, &err)) {
          bson_t out;
          xdbtx_error_t err2;
          bson_init (&out);
