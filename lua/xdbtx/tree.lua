@@ -439,7 +439,7 @@ local function start_run(parts, nodes, o, body, where)
   local run = {
     id = id, name = o.name, parts = parts, nodes = nodes, topts = o.topts,
     timeout = o.timeout, sleep = o.sleep, parallel = o.parallel, saga = o.saga,
-    base = { tree = id }, started = now(), attempt = 0, id_given = o.id ~= nil,
+    ev_tree = id, started = now(), attempt = 0, id_given = o.id ~= nil,
   }
   if o.journal ~= nil then run.journal = J.open(o.journal, run, where) end
   return run
@@ -462,7 +462,8 @@ local function run_transaction(run, body, finish)
     close_run(run)
     error(err, 0)
   end
-  run.ctx, run.sessions = ctx, sessions
+  ctx.list = sessions
+  run.ctx, run.list = ctx, sessions
   run.body, run.commit, run.finish = body, tree_commit, finish
   if run.journal then
     local ok2, recorded = pcall(run.journal.begin, run.journal, run)
