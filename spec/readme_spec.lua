@@ -32,6 +32,7 @@ The `-->` conventions (spec/support/readme.lua implements them):
   function is checked against everything printed there each time it runs.
 * `-- text` (two dashes, no `>`) is a plain comment: not checked.
 ]]
+if _VERSION ~= "Lua 5.4" then return end -- Lua 5.4 only (the LuaJIT run loads every spec)
 local env = require "spec.support.env"
 local R = dofile("spec/support/readme.lua")
 
@@ -126,7 +127,7 @@ describe("README.md examples", function()
 
   for k, c in ipairs(parsed.checks) do
     local shown = table.concat(c.expected, " then "):gsub("%s+", " ")
-    it(("README.md:%d -->%s"):format(c.line, shown), function()
+    it(("README.md:%d --> %s"):format(c.line, shown), function()
       local r = run()
       assert(r.hits[k], ("README.md:%d was never reached%s"):format(c.line,
         r.error and (" (the program raised: " .. r.error .. ")") or ""))
