@@ -36,7 +36,12 @@ describe("the bank check", function()
   local function start(w, seed)
     local cmd = ("exec %s spec/crash/bank_worker.lua %d %d %d 2>&1"):format(LUA, w, TRANSFERS, seed)
     local p = assert(io.popen(cmd))
-    local pid = assert(tonumber(p:read("l")), "worker " .. w .. " printed no pid")
+    local first = p:read("l")
+    local pid = tonumber(first)
+    if not pid then
+      local rest = p:read("a")
+      error(("worker %d printed no pid: %s%s"):format(w, tostring(first), rest and ("\n" .. rest) or ""))
+    end
     return { p = p, pid = pid }
   end
 

@@ -92,7 +92,8 @@ function Session:start_transaction(opts)
   self_check(self, "session:start_transaction")
   check(self)
   guard(self, "start_transaction")
-  return S.start(self, opts)
+  S.start(self, opts)
+  return self
 end
 
 function Session:commit()
