@@ -1,92 +1,189 @@
--- bench/txn.lua - what one transaction costs.
+-- bench/txn.lua - what a one-cluster transaction costs the client, against
+-- the same transactions on raw libmongoc in C (bench/txn_raw.c).
 --
---   make bench            (scripts/bench: builds bench/txn_raw.c, starts the test server)
+--   make bench            (scripts/bench builds bench/txn_raw.c, starts the test server)
+--   sh scripts/bench txn
 --
--- 1. Round trips: a transaction of 3 operations (insert, update, find_one) is
---    run once and the commands the server received are read back from its
---    command log ({xdbtxCommandLog: 1}, the bundled test server only).
---    Expected: exactly 4 (3 operations + commitTransaction).
--- 2. Client CPU: N such transactions through xdbtx (os.clock, this process)
---    and through bench/txn_raw.c on raw libmongoc (clock(), printed by it),
---    against the same server in the same run, alternating, best of
---    XDBTX_BENCH_ROUNDS (5) each. Target: ratio <= 1.3.
---    N = XDBTX_BENCH_N (default 3000).
+-- Workload: transactions of K = 1, 3, 10, 30 operations on the sample
+-- documents of bench/lib/docs.lua (small ~200 B, medium ~1.5 KB, large
+-- ~95 KB); operation j (0-based) is, by j % 3, insert_one of the document
+-- with a new _id, update_one ($inc) of it, find_one of it; then the commit.
+-- The C program does the same with the same BSON (written to a file here).
+-- 1. Messages: a 3-operation transaction sends 3 operations + 1 commit
+--    (counted with client:on_command).
+-- 2. Client CPU (os.clock here, clock() there: whole processes), per
+--    transaction, XDBTX_BENCH_ROUNDS (5) interleaved rounds of each side,
+--    best of each, and the ratio xdbtx / raw libmongoc (target <= 1.15).
+--    Each round runs about XDBTX_BENCH_OPS (3000) operations (300 for the
+--    large document).
+-- 3. Lua garbage per transaction (collectgarbage("count") with the
+--    collector stopped) after 100 and after 1000 transactions: the same
+--    figure twice means nothing grows with the number of transactions.
+-- 4. With XDBTX_BENCH_CALLGRIND=1 (valgrind installed): instructions per
+--    transaction of both sides for K = 3 and 30 on the small document,
+--    each side in processes of its own for N and for 0 transactions, the
+--    difference per transaction (independent of the machine's load).
 local xdbtx = require "xdbtx"
-local now = require("xdbtx.core").now or os.time
+local docs = require "docs"
 
 local uri = os.getenv("XDBTX_TEST_URI") or os.getenv("XDBTX_URI")
 assert(uri, "set XDBTX_TEST_URI (make bench starts the test server)")
-local N = tonumber(os.getenv("XDBTX_BENCH_N") or "3000")
-local client = xdbtx.client(uri)
+local ROUNDS = tonumber(os.getenv("XDBTX_BENCH_ROUNDS") or "5")
+local OPS = tonumber(os.getenv("XDBTX_BENCH_OPS") or "3000")
+local bin = (os.getenv("XDBTX_BENCH_BIN") or "build/bench") .. "/txn_raw"
 local DB = "xdbtx_bench"
+local client = xdbtx.client(uri)
 
-local function txn(coll, i)
+local SAMPLES = {}
+for _, name in ipairs { "small", "medium", "large" } do
+  local d = docs[name]()
+  d._id = nil
+  SAMPLES[name] = d
+end
+
+local next_id = 0
+local function txn(coll, doc, k)
   client:transaction(function()
-    coll:insert_one { _id = i, n = i }
-    coll:update_one({ _id = i }, { ["$inc"] = { n = 1 } })
-    coll:find_one { _id = i }
+    local id
+    for j = 0, k - 1 do
+      local m = j % 3
+      if m == 0 then
+        next_id = next_id + 1
+        id = next_id
+        doc._id = id
+        coll:insert_one(doc)
+      elseif m == 1 then
+        coll:update_one({ _id = id }, { ["$inc"] = { n = 1 } })
+      else
+        coll:find_one { _id = id }
+      end
+    end
   end)
 end
 
--- 1. round trips
-do
-  local coll = client:collection(DB, "txn_rt")
+-- `lua bench/txn.lua inner K DOC N`: only the Lua side's N transactions (for callgrind)
+if arg and arg[1] == "inner" then
+  local k, name, n = tonumber(arg[2]), arg[3], tonumber(arg[4])
+  local coll = client:collection(DB, "txn_cg")
+  for _ = 1, 20 do txn(coll, SAMPLES[name], k) end
+  for _ = 1, n do txn(coll, SAMPLES[name], k) end
   coll:delete_many {}
-  local ok = pcall(client.command, client, "admin",
-    xdbtx.ordered { { "xdbtxCommandLog", 1 }, { "clear", true } })
-  if not ok then
-    print("round trips: the server has no command log (xdbtxCommandLog); skipped")
-  else
-    txn(coll, 1)
-    local log = client:command("admin", { xdbtxCommandLog = 1 }).commands or {}
-    local names = {}
-    for _, c in ipairs(log) do
-      if c.db == DB or c.name == "commitTransaction" or c.name == "abortTransaction" then
-        names[#names + 1] = c.name
-      end
+  os.exit(0)
+end
+
+local function docfile(name)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(xdbtx.encode(SAMPLES[name]))
+  f:close()
+  return path
+end
+local FILES = {}
+for name in pairs(SAMPLES) do FILES[name] = docfile(name) end
+
+-- 1. messages
+do
+  local coll = client:collection(DB, "txn_msgs")
+  local names = {}
+  local off = client:on_command(function(ev)
+    if ev.type == "started" and (ev.database_name == DB or ev.command_name == "commitTransaction") then
+      names[#names + 1] = ev.command_name
     end
-    print(("round trips for a 3-operation transaction: %d (%s); expected 4"):format(#names,
-      table.concat(names, ", ")))
-  end
-end
-
--- 2. client CPU, xdbtx vs raw libmongoc: ROUNDS alternating rounds of each,
--- the best (lowest) CPU time of each side, which is the least disturbed by
--- other load on the machine (the server runs on it too).
-local ROUNDS = tonumber(os.getenv("XDBTX_BENCH_ROUNDS") or "5")
-local bin = (os.getenv("XDBTX_BENCH_BIN") or "build/bench") .. "/txn_raw"
-
-local function lua_round(coll, base)
-  local c0, w0 = os.clock(), now()
-  for i = 1, N do txn(coll, base + i) end
-  return os.clock() - c0, now() - w0
-end
-
-local function c_round()
-  local p = io.popen(("%q %q %d txn_c 2>&1"):format(bin, uri, N))
-  local out = p:read("*a")
-  p:close()
-  local cpu, wall = tonumber(out:match("cpu_seconds ([%d.]+)")), tonumber(out:match("wall_seconds ([%d.]+)"))
-  if not cpu then error("raw libmongoc: " .. bin .. " failed: " .. out, 0) end
-  return cpu, wall
-end
-
-do
-  local coll = client:collection(DB, "txn_lua")
+  end)
+  txn(coll, SAMPLES.small, 3)
+  off()
   coll:delete_many {}
-  for i = 1, 20 do txn(coll, 10000000 + i) end
-  local best = { lua = math.huge, c = math.huge, lua_wall = 0, c_wall = 0 }
-  for r = 1, ROUNDS do
-    local cpu, wall = lua_round(coll, r * N)
-    if cpu < best.lua then best.lua, best.lua_wall = cpu, wall end
-    coll:delete_many {}
-    local ok, ccpu, cwall = pcall(c_round)
-    if not ok then print(ccpu) return end
-    if ccpu < best.c then best.c, best.c_wall = ccpu, cwall end
-  end
-  print(("xdbtx (Lua): %d transactions, cpu %.3f s (%.1f us/txn), wall %.3f s (best of %d)"):format(
-    N, best.lua, best.lua / N * 1e6, best.lua_wall, ROUNDS))
-  print(("raw libmongoc (C): %d transactions, cpu %.3f s (%.1f us/txn), wall %.3f s (best of %d)"):format(
-    N, best.c, best.c / N * 1e6, best.c_wall, ROUNDS))
-  print(("client CPU ratio xdbtx / raw libmongoc: %.2f (target <= 1.3)"):format(best.lua / best.c))
+  print(("messages for a 3-operation transaction: %d (%s); expected 4 (3 operations + commitTransaction)")
+    :format(#names, table.concat(names, ", ")))
 end
+
+-- 2. client CPU
+local function lua_round(coll, doc, k, n)
+  local c0 = os.clock()
+  for _ = 1, n do txn(coll, doc, k) end
+  return os.clock() - c0
+end
+
+local function c_round(k, name, n)
+  local p = io.popen(("%q %q %d txn_c %d %q 2>&1"):format(bin, uri, n, k, FILES[name]))
+  local out = p:read("a")
+  p:close()
+  local cpu = tonumber(out:match("cpu_seconds ([%d.]+)"))
+  if not cpu then error("raw libmongoc: " .. bin .. " failed: " .. out, 0) end
+  return cpu
+end
+
+print(("%-4s %-7s %7s %6s %12s %12s %7s"):format("ops", "doc", "bytes", "txns", "xdbtx us", "C us", "ratio"))
+local worst = 0
+for _, name in ipairs { "small", "medium", "large" } do
+  local bytes = #xdbtx.encode(SAMPLES[name])
+  for _, k in ipairs { 1, 3, 10, 30 } do
+    local total = name == "large" and OPS // 10 or OPS
+    local n = math.max(5, total // k)
+    local coll = client:collection(DB, "txn_lua")
+    coll:delete_many {}
+    for _ = 1, 5 do txn(coll, SAMPLES[name], k) end
+    local best_l, best_c = math.huge, math.huge
+    for _ = 1, ROUNDS do
+      best_l = math.min(best_l, lua_round(coll, SAMPLES[name], k, n))
+      coll:delete_many {}
+      best_c = math.min(best_c, c_round(k, name, n))
+    end
+    local ratio = best_l / best_c
+    if ratio > worst then worst = ratio end
+    print(("%-4d %-7s %7d %6d %12.1f %12.1f %7.2f"):format(k, name, bytes, n, best_l / n * 1e6,
+      best_c / n * 1e6, ratio))
+    coll:delete_many {}
+  end
+end
+print(("client CPU ratio xdbtx / raw libmongoc: at most %.2f over these (target <= 1.15); best of %d interleaved rounds")
+  :format(worst, ROUNDS))
+
+-- 3. garbage per transaction
+do
+  local coll = client:collection(DB, "txn_gc")
+  for _ = 1, 50 do txn(coll, SAMPLES.small, 3) end
+  collectgarbage("collect")
+  local figures = {}
+  for _, n in ipairs { 100, 1000 } do
+    collectgarbage("collect")
+    collectgarbage("stop")
+    local before = collectgarbage("count")
+    for _ = 1, n do txn(coll, SAMPLES.small, 3) end
+    local kb = (collectgarbage("count") - before) / n
+    collectgarbage("restart")
+    figures[#figures + 1] = ("%.2f KB after %d"):format(kb, n)
+  end
+  coll:delete_many {}
+  print(("Lua garbage per 3-operation transaction (small document): %s (target <= 2.5 KB, not growing)")
+    :format(table.concat(figures, ", ")))
+end
+
+-- 4. instructions
+if os.getenv("XDBTX_BENCH_CALLGRIND") == "1" and os.execute("command -v valgrind >/dev/null 2>&1") then
+  local function instructions(cmd)
+    local tmp = os.tmpname()
+    os.execute(("valgrind --tool=callgrind --callgrind-out-file=%q %s >/dev/null 2>&1"):format(tmp, cmd))
+    local f = io.open(tmp)
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    os.remove(tmp)
+    local n = tonumber(text:match("\nsummary: (%d+)") or text:match("\ntotals: (%d+)"))
+    if not n then error("callgrind failed: " .. cmd, 0) end
+    return n
+  end
+  local N = 200
+  local lua = os.getenv("LUA") or "lua5.4"
+  local lpath = "-e 'package.path=\"./lua/?.lua;./bench/lib/?.lua;\"..package.path;" ..
+    " package.cpath=\"./build/5.4/?.so;\"..package.cpath'"
+  for _, k in ipairs { 3, 30 } do
+    local n = N // (k // 3)
+    local function side_lua(m) return instructions(("%s %s bench/txn.lua inner %d small %d"):format(lua, lpath, k, m)) end
+    local function side_c(m) return instructions(("%q %q %d txn_c %d %q"):format(bin, uri, m, k, FILES.small)) end
+    local l = (side_lua(n) - side_lua(0)) / n
+    local c = (side_c(n) - side_c(0)) / n
+    print(("instructions per %d-operation transaction (callgrind, small document): xdbtx %.0f, raw libmongoc %.0f, ratio %.2f")
+      :format(k, l, c, l / c))
+  end
+end
+for _, path in pairs(FILES) do os.remove(path) end

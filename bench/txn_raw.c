@@ -1,13 +1,16 @@
 /*
- * txn_raw.c - the bench/txn.lua workload in C on raw libmongoc, as the
- * baseline of the client CPU ratio: N transactions, each a new session with
- * insert_one, update_one, find_one (limit 1) and commit, through a client
- * popped from a pool (as xdbtx does).
+ * txn_raw.c - the bench/txn.lua workload in C on raw libmongoc, the baseline
+ * of its client CPU ratio: N transactions of K operations each on a client
+ * popped from a pool (as xdbtx does), each a new session. Operation j of a
+ * transaction (0-based) is, by j % 3: insert_one of the sample document
+ * (read from DOCFILE, raw BSON, with a new _id first), update_one ($inc n)
+ * of the last inserted document, find_one (limit 1) of it; then the commit.
  *
- *   txn_raw URI N COLLECTION   prints "cpu_seconds X" and "wall_seconds Y"
+ *   txn_raw URI N COLLECTION K DOCFILE   prints "cpu_seconds X" and "wall_seconds Y"
  *
  * CPU time is clock(): the whole process, libmongoc's monitor thread
- * included, the same measure as Lua's os.clock().
+ * included, the same measure as Lua's os.clock(). With N = 0 it only
+ * connects and warms up (the callgrind baseline of bench/txn.lua).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,44 +33,94 @@ die (const char *what, const bson_error_t *error)
    exit (1);
 }
 
+static bson_t *
+read_doc (const char *path)
+{
+   FILE *f = fopen (path, "rb");
+   uint8_t *buf;
+   long len;
+   bson_t *doc;
+
+   if (!f) {
+      perror (path);
+      exit (1);
+   }
+   fseek (f, 0, SEEK_END);
+   len = ftell (f);
+   fseek (f, 0, SEEK_SET);
+   buf = malloc ((size_t) len);
+   if (fread (buf, 1, (size_t) len, f) != (size_t) len) {
+      perror (path);
+      exit (1);
+   }
+   fclose (f);
+   doc = bson_new_from_data (buf, (size_t) len);
+   free (buf);
+   if (!doc) {
+      fprintf (stderr, "txn_raw: %s is not BSON\n", path);
+      exit (1);
+   }
+   return doc;
+}
+
 static void
-one_txn (mongoc_client_t *client, mongoc_collection_t *coll, int64_t i)
+one_txn (mongoc_client_t *client, mongoc_collection_t *coll, const bson_t *tmpl, int k,
+         int64_t *next_id)
 {
    bson_error_t error;
-   bson_t opts = BSON_INITIALIZER, reply;
+   bson_t opts = BSON_INITIALIZER, reply, doc, filter, update, child, fopts;
    mongoc_client_session_t *s;
-   bson_t *doc, *filter, *update, *fopts;
    mongoc_cursor_t *cursor;
    const bson_t *found;
+   int64_t last = 0;
+   int j;
 
    s = mongoc_client_start_session (client, NULL, &error);
    if (!s) die ("start_session", &error);
    if (!mongoc_client_session_start_transaction (s, NULL, &error)) die ("start_transaction", &error);
    if (!mongoc_client_session_append (s, &opts, &error)) die ("append", &error);
-
-   doc = BCON_NEW ("_id", BCON_INT64 (i), "n", BCON_INT64 (i));
-   if (!mongoc_collection_insert_one (coll, doc, &opts, &reply, &error)) die ("insert", &error);
-   bson_destroy (&reply);
-
-   filter = BCON_NEW ("_id", BCON_INT64 (i));
-   update = BCON_NEW ("$inc", "{", "n", BCON_INT32 (1), "}");
-   if (!mongoc_collection_update_one (coll, filter, update, &opts, &reply, &error)) die ("update", &error);
-   bson_destroy (&reply);
-
-   fopts = bson_copy (&opts);
-   BSON_APPEND_INT64 (fopts, "limit", 1);
-   cursor = mongoc_collection_find_with_opts (coll, filter, fopts, NULL);
-   if (!mongoc_cursor_next (cursor, &found) && mongoc_cursor_error (cursor, &error)) die ("find", &error);
-   mongoc_cursor_destroy (cursor);
-
+   for (j = 0; j < k; j++) {
+      switch (j % 3) {
+      case 0:
+         last = (*next_id)++;
+         bson_init (&doc);
+         BSON_APPEND_INT64 (&doc, "_id", last);
+         bson_concat (&doc, tmpl);
+         if (!mongoc_collection_insert_one (coll, &doc, &opts, &reply, &error)) die ("insert", &error);
+         bson_destroy (&reply);
+         bson_destroy (&doc);
+         break;
+      case 1:
+         bson_init (&filter);
+         BSON_APPEND_INT64 (&filter, "_id", last);
+         bson_init (&update);
+         BSON_APPEND_DOCUMENT_BEGIN (&update, "$inc", &child);
+         BSON_APPEND_INT32 (&child, "n", 1);
+         bson_append_document_end (&update, &child);
+         if (!mongoc_collection_update_one (coll, &filter, &update, &opts, &reply, &error))
+            die ("update", &error);
+         bson_destroy (&reply);
+         bson_destroy (&filter);
+         bson_destroy (&update);
+         break;
+      default:
+         bson_init (&filter);
+         BSON_APPEND_INT64 (&filter, "_id", last);
+         bson_copy_to (&opts, &fopts);
+         BSON_APPEND_INT64 (&fopts, "limit", 1);
+         BSON_APPEND_BOOL (&fopts, "singleBatch", true);
+         cursor = mongoc_collection_find_with_opts (coll, &filter, &fopts, NULL);
+         if (!mongoc_cursor_next (cursor, &found) && mongoc_cursor_error (cursor, &error))
+            die ("find", &error);
+         mongoc_cursor_destroy (cursor);
+         bson_destroy (&fopts);
+         bson_destroy (&filter);
+         break;
+      }
+   }
    if (!mongoc_client_session_commit_transaction (s, &reply, &error)) die ("commit", &error);
    bson_destroy (&reply);
-
    mongoc_client_session_destroy (s);
-   bson_destroy (doc);
-   bson_destroy (filter);
-   bson_destroy (update);
-   bson_destroy (fopts);
    bson_destroy (&opts);
 }
 
@@ -79,16 +132,19 @@ main (int argc, char **argv)
    mongoc_client_t *client;
    mongoc_collection_t *coll;
    bson_error_t error;
-   bson_t empty = BSON_INITIALIZER;
-   int n, i, warm = 20;
+   bson_t empty = BSON_INITIALIZER, *tmpl;
+   int n, k, i, warm = 20;
+   int64_t next_id = 1;
    clock_t c0, c1;
    double w0, w1;
 
-   if (argc < 4) {
-      fprintf (stderr, "usage: txn_raw URI N COLLECTION\n");
+   if (argc < 6) {
+      fprintf (stderr, "usage: txn_raw URI N COLLECTION K DOCFILE\n");
       return 2;
    }
    n = atoi (argv[2]);
+   k = atoi (argv[4]);
+   tmpl = read_doc (argv[5]);
    mongoc_init ();
    uri = mongoc_uri_new_with_error (argv[1], &error);
    if (!uri) die ("uri", &error);
@@ -98,10 +154,10 @@ main (int argc, char **argv)
    coll = mongoc_client_get_collection (client, "xdbtx_bench", argv[3]);
    mongoc_collection_delete_many (coll, &empty, NULL, NULL, NULL);
 
-   for (i = 0; i < warm; i++) one_txn (client, coll, 1000000 + i);
+   for (i = 0; i < warm; i++) one_txn (client, coll, tmpl, k, &next_id);
    c0 = clock ();
    w0 = wall_now ();
-   for (i = 0; i < n; i++) one_txn (client, coll, i);
+   for (i = 0; i < n; i++) one_txn (client, coll, tmpl, k, &next_id);
    c1 = clock ();
    w1 = wall_now ();
    printf ("cpu_seconds %.6f\nwall_seconds %.6f\n", (double) (c1 - c0) / CLOCKS_PER_SEC, w1 - w0);
@@ -111,6 +167,7 @@ main (int argc, char **argv)
    mongoc_client_pool_push (pool, client);
    mongoc_client_pool_destroy (pool);
    mongoc_uri_destroy (uri);
+   bson_destroy (tmpl);
    mongoc_cleanup ();
    return 0;
 }

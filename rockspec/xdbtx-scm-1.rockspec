@@ -13,14 +13,16 @@ source = {
    url = "git+file:///work/main",
 }
 description = {
-   summary = "MongoDB transactions on one replica set for Lua 5.4 and LuaJIT, on libmongoc",
+   summary = "MongoDB transactions for Lua 5.4 and LuaJIT, in one cluster and across several, on libmongoc",
    detailed = [[
 xdbtx is a C library on libmongoc/libbson (1.23) with a Lua binding. Actions are plain
-Lua functions over Lua tables; a transaction on one replica set retries as MongoDB's
-drivers do and aborts on any failure; a strict BSON <-> Lua codec never loses a type.
-Works on Lua 5.4 and on LuaJIT 2.1 (OpenResty's luajit2 is what it is tested on); other
-Lua versions are refused at build time. Transactions across several clusters are not
-built yet.
+Lua functions over Lua tables. A transaction on one replica set retries as MongoDB's
+drivers do; a tree of dependent actions across several independent clusters commits
+only after every action succeeded, compensates and reports partial commits node by
+node, and with a journal is finished by xdbtx.recover (or the xdbtx-recover command)
+after a coordinator crash. A strict BSON <-> Lua codec never loses a type. Works on
+Lua 5.4 and on LuaJIT 2.1 (OpenResty's luajit2 is what it is tested on); other Lua
+versions are refused at build time.
 ]],
    license = "MIT",
    homepage = "https://example.invalid/xdbtx",

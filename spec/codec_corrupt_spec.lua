@@ -147,44 +147,66 @@ describe("codec: corrupt input #luajit", function()
 
   it("a decode run by a finalizer inside another decode gets its own state", function()
     -- the inner decode must not touch the outer one's kept elements: the
-    -- outer document's fields wait in the arena while the first is built
-    local small = x.encode({ inner = { 1, 2, 3 }, s = "inner" })
-    local ran, nested, bad, outer = 0, 0, 0, false
-    local function finalizer()
-      local t = x.decode(small)
-      ran = ran + 1
-      if outer then nested = nested + 1 end
-      if t.s ~= "inner" or t.inner[3] ~= 3 then bad = bad + 1 end
-    end
-    local doc = {}
-    for f = 1, 10 do
-      local rows = {}
-      for i = 1, 40 do rows[i] = { name = "row" .. i, tags = { "a", "b" }, n = f } end
-      doc["field" .. f] = rows
-    end
-    local bytes = x.encode(doc)
-    for _ = 1, 30 do
-      for _ = 1, 300 do
-        if rawget(_G, "newproxy") then
-          getmetatable(newproxy(true)).__gc = finalizer
-        else
-          setmetatable({}, { __gc = finalizer })
+    -- outer document's fields wait in the arena while the first is built.
+    -- Run in a fresh Lua state (a process of its own, with a small heap and
+    -- an eager collector), so that finalizers surely run during the decodes.
+    local script = [[
+      local x = require "xdbtx"
+      local small = x.encode({ inner = { 1, 2, 3 }, s = "inner" })
+      local ran, nested, bad, outer = 0, 0, 0, false
+      local function finalizer()
+        local t = x.decode(small)
+        ran = ran + 1
+        if outer then nested = nested + 1 end
+        if t.s ~= "inner" or t.inner[3] ~= 3 then bad = bad + 1 end
+      end
+      local doc = {}
+      for f = 1, 10 do
+        local rows = {}
+        for i = 1, 40 do rows[i] = { name = "row" .. i, tags = { "a", "b" }, n = f } end
+        doc["field" .. f] = rows
+      end
+      local bytes = x.encode(doc)
+      collectgarbage("setpause", 10)
+      collectgarbage("setstepmul", 400)
+      local wrong = 0
+      for _ = 1, 30 do
+        for _ = 1, 300 do
+          if rawget(_G, "newproxy") then
+            getmetatable(newproxy(true)).__gc = finalizer
+          else
+            setmetatable({}, { __gc = finalizer })
+          end
+        end
+        outer = true
+        local d = x.decode(bytes)
+        outer = false
+        for f = 1, 10 do
+          local rows = d["field" .. f]
+          if #rows ~= 40 or rows[40].n ~= f or rows[40].name ~= "row40" or rows[7].tags[2] ~= "b" then
+            wrong = wrong + 1
+          end
         end
       end
-      outer = true
-      local d = x.decode(bytes)
-      outer = false
-      for f = 1, 10 do
-        local rows = d["field" .. f]
-        assert.equal(40, #rows)
-        assert.equal(f, rows[40].n)
-        assert.equal("row40", rows[40].name)
-        assert.equal("b", rows[7].tags[2])
-      end
-    end
-    collectgarbage()
-    assert.is_true(nested > 0, "no finalizer ran inside a decode")
-    assert.equal(0, bad)
+      collectgarbage()
+      io.write(("nested %d bad %d wrong %d\n"):format(nested, bad, wrong))
+    ]]
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(script)
+    f:close()
+    local lua = rawget(_G, "jit") and (os.getenv("LUAJIT") or "luajit") or (os.getenv("LUA") or "lua5.4")
+    local cmd = ("%s -e %q %q 2>&1"):format(lua, ("package.path=%q..package.path; package.cpath=%q"):format(
+      "./lua/?.lua;", package.cpath), path)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    local nested, bad, wrong = out:match("nested (%d+) bad (%d+) wrong (%d+)")
+    assert.is_not_nil(nested, out)
+    assert.is_true(tonumber(nested) > 0, "no finalizer ran inside a decode: " .. out)
+    assert.equal("0", bad)
+    assert.equal("0", wrong)
   end)
 
   it("deprecated symbol and undefined decode as string and null", function()

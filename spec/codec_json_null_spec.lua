@@ -121,9 +121,9 @@ describe("codec: JSON null (cjson.null / ngx.null) #luajit", function()
 
   it("decode options are checked", function()
     for _, c in ipairs({
-      { function() x.decode(NULL_DOC, { jsonnull = true }) end, 'xdbtx.decode: unknown option string "jsonnull"' },
-      { function() x.decode(NULL_DOC, { [1] = true }) end, "xdbtx.decode: unknown option number 1" },
-      { function() x.from_json("{}", { nul = true }) end, 'xdbtx.from_json: unknown option string "nul"' },
+      { function() x.decode(NULL_DOC, { jsonnull = true }) end, "xdbtx.decode: unknown option 'jsonnull'" },
+      { function() x.decode(NULL_DOC, { [1] = true }) end, "xdbtx.decode: option keys must be strings, got number 1" },
+      { function() x.from_json("{}", { nul = true }) end, "xdbtx.from_json: unknown option 'nul'" },
       { function() x.from_json("{}", 5) end, "xdbtx.from_json: expected an options table as argument 2, got number 5" },
     }) do
       local ok, err = pcall(c[1])

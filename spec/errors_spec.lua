@@ -93,7 +93,7 @@ describe("xdbtx.safe (fake core) #luajit", function()
     local ok, e3 = s:commit()
     assert.is_nil(ok)
     assert.is_true(x.is_error(e3))
-    assert.is_true(s:start_transaction())
+    assert.are.equal(s, s:start_transaction()) -- returns the session, for chaining
     assert.is_true(coll:insert_one({ _id = 2 }, { session = s }) ~= nil)
     assert.is_true(s:abort())
     assert.are.equal(1, coll:count_documents {})

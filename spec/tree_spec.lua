@@ -531,13 +531,16 @@ describe("the transaction tree in saga mode", function()
     b:delete_many {}
   end)
 
-  local function saga(fail_at, log)
+  -- fail_at: the node whose action raises (after its write; before it when
+  -- `early`)
+  local function saga(fail_at, log, early)
     local function node(i, client, coll, children)
       return {
         client = client, name = "s" .. i, children = children,
         action = function(store, s)
           assert(s == nil, "saga actions run without a session")
           log[#log + 1] = "run " .. i
+          if early and fail_at == i then error("saga failure " .. i) end
           coll:insert_one { _id = i }
           if fail_at == i then error("saga failure " .. i) end
           return i
@@ -577,10 +580,19 @@ describe("the transaction tree in saga mode", function()
       for i = 1, at do want[#want + 1] = "run " .. i end
       for i = at - 1, 1, -1 do want[#want + 1] = "undo " .. i end
       assert.are.same(want, log)
-      assert.are.equal(at == 1 and "aborted" or "compensated", err.outcome.status)
-      -- the failing node's own write is not undone (it was applied at once): documented
+      -- the failing node had written, at once: it stays, and the outcome says so
+      assert.are.equal("failed", err.outcome.nodes[at].state)
+      assert.are.equal("partial", err.outcome.status)
       assert.are.equal(at == 2 and 0 or 1, a:count_documents {})
       assert.are.equal(at == 2 and 1 or 0, b:count_documents {})
+    end)
+
+    it("a failure at node " .. at .. " before it sent anything: nothing of it stays", function()
+      local log = {}
+      local err = catch(x.run, saga(at, log, true), { mode = "saga" })
+      assert.are.equal("aborted", err.outcome.nodes[at].state)
+      assert.are.equal(at == 1 and "aborted" or "compensated", err.outcome.status)
+      assert.are.equal(0, a:count_documents {} + b:count_documents {})
     end)
   end
 end)

@@ -97,8 +97,7 @@ xdbtx_coll_list_indexes (xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *opts, bson
    }
    /* libmongoc answers an empty cursor for a collection that does not exist. */
    ok = drain_cursor (mongoc_collection_find_indexes_with_opts (mc, op.opts), NULL, out, err);
-   mongoc_collection_destroy (mc);
-   xdbtx_op_end (&op);
+   xdbtx_op_end (&op); /* mc stays with the handle */
    return ok;
 }
 

@@ -167,12 +167,20 @@ xdbtx_add_methods (lua_State *L, const char *mt, const luaL_Reg *regs)
 
 /* ---- scratch box -------------------------------------------------------- */
 
+/* A document buffer the state's box keeps for its next call (larger ones
+ * go back to the allocator). */
+#define XDBTX_SCRATCH_KEEP 65536
+
 void
 xdbtx_scratch_free (lscratch_t *sc)
 {
    size_t i;
 
    for (i = 0; i < XDBTX_SCRATCH_DOCS; i++) {
+      if (sc->cached && sc->doc[i] && sc->doc[i]->len <= XDBTX_SCRATCH_KEEP) {
+         bson_reinit (sc->doc[i]);
+         continue;
+      }
       bson_destroy (sc->doc[i]);
       sc->doc[i] = NULL;
    }
@@ -199,18 +207,69 @@ xdbtx_scratch_free (lscratch_t *sc)
 static int
 scratch_gc (lua_State *L)
 {
-   xdbtx_scratch_free (luaL_checkudata (L, 1, XDBTX_SCRATCH_MT));
+   lscratch_t *sc = luaL_checkudata (L, 1, XDBTX_SCRATCH_MT);
+
+   sc->cached = false;
+   xdbtx_scratch_free (sc);
    return 0;
 }
 
-lscratch_t *
-xdbtx_scratch_new (lua_State *L)
+/* __close of a scratch box: the call that held it returned or raised (an
+ * error object as the second argument: then nothing is kept, as a raise
+ * may have left a document half built) */
+static int
+scratch_close (lua_State *L)
+{
+   lscratch_t *sc = luaL_checkudata (L, 1, XDBTX_SCRATCH_MT);
+   bool keep = sc->cached;
+
+   if (!lua_isnoneornil (L, 2)) {
+      sc->cached = false;
+   }
+   xdbtx_scratch_free (sc);
+   sc->cached = keep;
+   sc->busy = false;
+   return 0;
+}
+
+#if LUA_VERSION_NUM >= 504
+static const char scratch_key = 0; /* registry: the state's cached box */
+#endif
+
+static lscratch_t *
+scratch_box (lua_State *L)
 {
    lscratch_t *sc = lua_newuserdatauv (L, sizeof *sc, 0);
 
    memset (sc, 0, sizeof *sc);
    luaL_setmetatable (L, XDBTX_SCRATCH_MT);
    return sc;
+}
+
+lscratch_t *
+xdbtx_scratch_new (lua_State *L)
+{
+#if LUA_VERSION_NUM >= 504
+   lscratch_t *sc;
+
+   lua_rawgetp (L, LUA_REGISTRYINDEX, &scratch_key);
+   sc = lua_touserdata (L, -1);
+   if (!sc) {
+      lua_pop (L, 1);
+      sc = scratch_box (L);
+      sc->cached = true;
+      lua_pushvalue (L, -1);
+      lua_rawsetp (L, LUA_REGISTRYINDEX, &scratch_key);
+   } else if (sc->busy) {
+      lua_pop (L, 1);
+      sc = scratch_box (L);
+   }
+   sc->busy = true;
+   lua_toclose (L, -1);
+   return sc;
+#else
+   return scratch_box (L);
+#endif
 }
 
 bson_t *
@@ -536,6 +595,8 @@ luaopen_xdbtx_core (lua_State *L)
    if (luaL_newmetatable (L, XDBTX_SCRATCH_MT)) {
       lua_pushcfunction (L, scratch_gc);
       lua_setfield (L, -2, "__gc");
+      lua_pushcfunction (L, scratch_close);
+      lua_setfield (L, -2, "__close");
    }
    lua_pop (L, 1);
    if (luaL_newmetatable (L, XDBTX_CLIENT_MT)) {

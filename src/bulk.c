@@ -83,8 +83,7 @@ xdbtx_coll_bulk_write (xdbtx_coll_t *c, xdbtx_session_t *s, const xdbtx_bulk_req
       xdbtx_error_from_mongoc (err, &error, reply, "operation");
    }
    mongoc_bulk_operation_destroy (bulk);
-   mongoc_collection_destroy (mc);
-   xdbtx_op_end (&op);
+   xdbtx_op_end (&op); /* mc stays with the handle */
    bson_destroy (&bopts);
    return ok;
 }

@@ -556,7 +556,11 @@ codec_decode_flags (lua_State *L, int idx, const char *fname)
       }
       if (!k || i == sizeof opts / sizeof opts[0]) {
          char got[96];
-         return (unsigned) codec_argerror (L, fname, "unknown option %s (expected ordered, exact, json_null)",
+         if (k) {
+            return (unsigned) codec_argerror (
+               L, fname, "unknown option '%s' (expected ordered, exact, json_null)", k);
+         }
+         return (unsigned) codec_argerror (L, fname, "option keys must be strings, got %s",
                                            codec_describe (L, -2, got, sizeof got));
       }
       if (lua_toboolean (L, -1)) {

@@ -557,3 +557,10 @@ codec_open_types (lua_State *L, int module_idx)
    lua_pop (L, 1);
 }
 
+void
+xdbtx_codec_set_array_mt (lua_State *L, int idx)
+{
+   idx = lua_absindex (L, idx);
+   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
+   lua_setmetatable (L, idx);
+}

@@ -363,7 +363,7 @@ m_oid_hex (lua_State *L)
 static int
 m_oid_time (lua_State *L)
 {
-   lua_pushnumber (L, (lua_Number) bson_oid_get_time_t (&codec_check_val (L, 1, CODEC_OID, "time")->u.oid));
+   codec_push_int64 (L, (int64_t) bson_oid_get_time_t (&codec_check_val (L, 1, CODEC_OID, "time")->u.oid));
    return 1;
 }
 

@@ -4,10 +4,13 @@
  *
  * A handle is (pool, db, name, defaults): each call gets its client (the
  * session's, or one borrowed from the pool for the call and given back on
- * every path), makes a short-lived mongoc_collection_t carrying the
- * handle's defaults, runs one libmongoc operation
- * and hands the caller libmongoc's reply, which is also where
- * errorLabels live. Options arrive already translated to libmongoc's names;
+ * every path), uses a mongoc_collection_t of that client carrying the
+ * handle's defaults, runs one libmongoc operation and hands the caller
+ * libmongoc's reply, which is also where errorLabels live. The handle keeps
+ * the mongoc_collection_t of the client it last ran on, so a run of
+ * operations on one session's client makes it once (a handle is used by one
+ * thread at a time; pooled clients live as long as the process, so the
+ * cached one is never left pointing at a freed client). Options arrive already translated to libmongoc's names;
  * this file knows nothing of Lua.
  */
 #include <string.h>
@@ -20,6 +23,9 @@ struct xdbtx_coll_t {
    char *db;
    char *name;
    xdbtx_defaults_t defaults; /* owned copies; NULL fields: the client's */
+   mongoc_client_t *mc_client; /* the client mc was made from */
+   mongoc_collection_t *mc;    /* owned; NULL until the first call */
+   pid_t mc_pid;               /* the process that made it */
 };
 
 void
@@ -70,6 +76,9 @@ void
 xdbtx_coll_destroy (xdbtx_coll_t *c)
 {
    if (c) {
+      if (c->mc && c->mc_pid == xdbtx_getpid ()) {
+         mongoc_collection_destroy (c->mc);
+      }
       xdbtx_defaults_cleanup (&c->defaults);
       bson_free (c->db);
       bson_free (c->name);
@@ -114,6 +123,12 @@ xdbtx_coll_begin (xdbtx_op_t *op, xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *o
       }
       return NULL;
    }
+   if (c->mc && c->mc_client == op->client && c->mc_pid == xdbtx_getpid ()) {
+      return c->mc;
+   }
+   if (c->mc && c->mc_pid == xdbtx_getpid ()) {
+      mongoc_collection_destroy (c->mc);
+   }
    mc = mongoc_client_get_collection (op->client, c->db, c->name);
    if (d->read_concern) {
       mongoc_collection_set_read_concern (mc, d->read_concern);
@@ -124,6 +139,9 @@ xdbtx_coll_begin (xdbtx_op_t *op, xdbtx_coll_t *c, xdbtx_session_t *s, bson_t *o
    if (d->read_prefs) {
       mongoc_collection_set_read_prefs (mc, d->read_prefs);
    }
+   c->mc = mc;
+   c->mc_client = op->client;
+   c->mc_pid = xdbtx_getpid ();
    return mc;
 }
 
@@ -134,7 +152,7 @@ xdbtx_coll_end (xdbtx_op_t *op, mongoc_collection_t *mc, bool ok, const bson_err
    if (!ok) {
       xdbtx_error_from_mongoc (err, error, reply, "operation");
    }
-   mongoc_collection_destroy (mc);
+   (void) mc; /* kept by the handle for its next call */
    xdbtx_op_end (op);
    return ok;
 }
@@ -238,7 +256,6 @@ xdbtx_coll_find_and_modify (xdbtx_coll_t *c, xdbtx_session_t *s, const bson_t *f
    if (s && !mongoc_find_and_modify_opts_append (fam, &extra)) {
       bson_destroy (&extra);
       bson_init (reply);
-      mongoc_collection_destroy (mc);
       xdbtx_op_end (&op);
       xdbtx_error_set (err, XDBTX_DOMAIN_ARG, 0, "operation", "cannot add the session");
       return false;
@@ -366,8 +383,8 @@ open_cursor (xdbtx_coll_t *c, xdbtx_session_t *s, bool aggregate, const bson_t *
    cur->mc = aggregate
                 ? mongoc_collection_aggregate (mc, MONGOC_QUERY_NONE, query, op.opts, prefs)
                 : mongoc_collection_find_with_opts (mc, query, op.opts, prefs);
-   /* The cursor copies what it needs from the collection handle. */
-   mongoc_collection_destroy (mc);
+   /* The cursor copies what it needs from the collection handle, which
+    * stays with the handle. */
    if (op.borrowed) {
       cur->borrowed = op.client; /* the cursor gives it back at close */
       op.borrowed = false;

@@ -11,10 +11,17 @@
 
 #include "xdbtx.h"
 
+/* Only what readers look at is cleared: the text fields are strings, so
+ * their first byte is enough (the struct is over 1 KB and made per call). */
 void
 xdbtx_error_init (xdbtx_error_t *err)
 {
-   memset (err, 0, sizeof *err);
+   err->domain = 0;
+   err->code = 0;
+   err->name[0] = '\0';
+   err->message[0] = '\0';
+   err->phase[0] = '\0';
+   err->reply = NULL;
 }
 
 void

@@ -41,11 +41,17 @@ typedef struct {
    xdbtx_cursor_t *cur; /* owned; NULL once closed */
 } lcursor_t;
 
-#define XDBTX_SCRATCH_DOCS 6
+#define XDBTX_SCRATCH_DOCS 7 /* the last one is the option parser's */
 
 /* Memory of one call. Everything here is freed by scratch_free (also its
- * __gc), so an error raised at any point leaks nothing. */
+ * __gc and __close), so an error raised at any point leaks nothing. Under
+ * Lua 5.4 each Lua state keeps one box for its calls (a to-be-closed slot
+ * releases it when the call returns or raises; a call made while it is in
+ * use, from a __tobson metamethod say, gets a box of its own), and the
+ * documents keep their buffers from call to call. */
 typedef struct {
+   bool cached;                        /* the state's box (reused) */
+   bool busy;                          /* a call holds the cached box */
    bson_t *doc[XDBTX_SCRATCH_DOCS];    /* bson_new'ed on demand */
    bson_t **many;                      /* insert_many documents */
    size_t nmany, capmany;
@@ -57,9 +63,10 @@ typedef struct {
    void *mem;                          /* one bson_malloc'ed block (bulk requests) */
 } lscratch_t;
 
-/* Push a new scratch box; returns it. */
+/* Push a scratch box for this call (empty); returns it. */
 lscratch_t *xdbtx_scratch_new (lua_State *L);
-/* Free everything in it now (idempotent). */
+/* Free everything in it now (idempotent); the state's box keeps small
+ * document buffers for the next call. */
 void xdbtx_scratch_free (lscratch_t *sc);
 /* The i-th document, created empty on first use. */
 bson_t *xdbtx_scratch_doc (lscratch_t *sc, int i);

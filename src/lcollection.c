@@ -156,6 +156,7 @@ coll_insert_many (lua_State *L)
       lua_pushinteger (L, 0);
       lua_setfield (L, -2, "inserted_count");
       lua_newtable (L);
+      xdbtx_codec_set_array_mt (L, -1);
       lua_setfield (L, -2, "inserted_ids");
       return 1;
    }
@@ -172,6 +173,7 @@ coll_insert_many (lua_State *L)
       xdbtx_push_value (L, bson_iter_value (&it));
       lua_rawseti (L, -2, (int) (i + 1));
    }
+   xdbtx_codec_set_array_mt (L, -1);
    lua_setfield (L, -2, "inserted_ids");
    xdbtx_scratch_free (sc);
    return 1;

@@ -135,8 +135,15 @@ error_has_label (lua_State *L)
 {
    const char *label;
 
-   luaL_checktype (L, 1, LUA_TTABLE);
-   label = luaL_checkstring (L, 2);
+   if (lua_type (L, 1) != LUA_TTABLE) {
+      return xdbtx_lua_raisef (L, "argument", "has_label: expected an Error as self, got %s (did "
+                               "you call it with '.' instead of ':'?)", luaL_typename (L, 1));
+   }
+   if (lua_type (L, 2) != LUA_TSTRING) {
+      return xdbtx_lua_raisef (L, "argument", "has_label: label must be a string, got %s",
+                               luaL_typename (L, 2));
+   }
+   label = lua_tostring (L, 2);
    lua_getfield (L, 1, "labels");
    if (!lua_istable (L, -1)) {
       lua_pushboolean (L, 0);

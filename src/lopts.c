@@ -393,19 +393,23 @@ xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname, con
    }
 }
 
-/* Append the value at vidx under o->mongo to out. */
+/* Append the value at vidx under o->mongo to out. An order-sensitive
+ * document is encoded into a scratch document first, so a raise never
+ * leaves out with an unfinished child. */
 static void
-append_value (lua_State *L, int vidx, const optspec_t *o, const char *fname, bson_t *out)
+append_value (lua_State *L, int vidx, const optspec_t *o, const char *fname, bson_t *out,
+              lscratch_t *sc)
 {
    xdbtx_error_t err;
-   bson_t child;
+   bson_t *tmp;
    char what[64];
 
    snprintf (what, sizeof what, "option '%s'", o->lua);
    if (o->kind == K_ODOC || (o->kind == K_HINT && lua_type (L, vidx) != LUA_TSTRING)) {
-      bson_append_document_begin (out, o->mongo, -1, &child);
-      xdbtx_encode_ordered (L, vidx, &child, fname, what);
-      bson_append_document_end (out, &child);
+      tmp = xdbtx_scratch_doc (sc, XDBTX_SCRATCH_DOCS - 1);
+      bson_reinit (tmp);
+      xdbtx_encode_ordered (L, vidx, tmp, fname, what);
+      BSON_APPEND_DOCUMENT (out, o->mongo, tmp);
       return;
    }
    xdbtx_error_init (&err);
@@ -450,7 +454,7 @@ apply_op (lua_State *L, int vidx, const optspec_t *o, const char *fname, bson_t 
       sc->prefs = mongoc_read_prefs_new ((mongoc_read_mode_t) rp_mode (L, vidx));
       break;
    default:
-      append_value (L, vidx, o, fname, out);
+      append_value (L, vidx, o, fname, out, sc);
       break;
    }
 }

@@ -70,7 +70,9 @@ xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx)
    client_idx = lua_absindex (L, client_idx);
    opts_idx = lua_absindex (L, opts_idx);
    sc = xdbtx_scratch_new (L);
-   xdbtx_parse_session_opts (L, opts_idx, "start_session", sc);
+   if (!lua_isnoneornil (L, opts_idx)) {
+      xdbtx_parse_session_opts (L, opts_idx, "start_session", sc);
+   }
    xdbtx_reclaim (L, c->pool);
    /* The box exists, closed, before the session does. */
    b = lua_newuserdatauv (L, sizeof *b, 1);
@@ -91,11 +93,20 @@ static int
 session_start_transaction (lua_State *L)
 {
    xdbtx_session_t *s = (lua_settop (L, 2), check_open (L, 1));
-   lscratch_t *sc = xdbtx_scratch_new (L);
+   lscratch_t *sc;
    xdbtx_error_t err;
 
-   xdbtx_parse_txn_opts (L, 2, "start_transaction", sc);
    xdbtx_error_init (&err);
+   if (lua_isnil (L, 2)) {
+      /* no options: nothing to build */
+      if (!xdbtx_session_start_transaction (s, NULL, &err)) {
+         return xdbtx_lua_raise (L, &err);
+      }
+      lua_settop (L, 1);
+      return 1;
+   }
+   sc = xdbtx_scratch_new (L);
+   xdbtx_parse_txn_opts (L, 2, "start_transaction", sc);
    if (!xdbtx_session_start_transaction (s, sc->txn, &err)) {
       xdbtx_scratch_free (sc);
       return xdbtx_lua_raise (L, &err);

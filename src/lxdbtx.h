@@ -54,6 +54,9 @@ bool xdbtx_codec_append (lua_State *L, int idx, bson_t *out, const char *key,
  * err (phase "decode", message "<path>: <reason>") and pushes nothing. */
 bool xdbtx_codec_push (lua_State *L, const bson_t *doc, xdbtx_error_t *err);
 
+/* Give the table at idx the xdbtx.array_mt metatable (a list result). */
+void xdbtx_codec_set_array_mt (lua_State *L, int idx);
+
 /* Push one decoded value (for inserted_id, upserted_id, ...). */
 bool xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err);
 

@@ -28,6 +28,7 @@ xdbtx_session_new (xdbtx_pool_t *pool, const mongoc_session_opt_t *opts, xdbtx_e
    s->client = client;
    s->pid = xdbtx_getpid ();
    s->cs = mongoc_client_start_session (client, opts, &error);
+   s->has_default_txn_opts = opts && mongoc_session_opts_get_default_transaction_opts (opts);
    if (!s->cs) {
       xdbtx_error_from_mongoc (err, &error, NULL, "connect");
       xdbtx_pool_push (pool, client);
@@ -85,8 +86,8 @@ xdbtx_session_start_transaction (xdbtx_session_t *s,
                                  xdbtx_error_t *err)
 {
    bson_error_t error;
-   mongoc_transaction_opt_t *effective;
-   const mongoc_read_prefs_t *prefs;
+   const mongoc_read_prefs_t *prefs = NULL;
+   mongoc_transaction_opt_t *defaults;
 
    if (!xdbtx_session_usable (s, err)) {
       return false;
@@ -95,12 +96,27 @@ xdbtx_session_start_transaction (xdbtx_session_t *s,
       xdbtx_error_from_mongoc (err, &error, NULL, "start");
       return false;
    }
-   /* The effective options (the transaction's, the session's defaults, the
-    * client's), read once here rather than on every operation. */
-   effective = mongoc_session_opts_get_transaction_opts (s->cs);
-   prefs = effective ? mongoc_transaction_opts_get_read_prefs (effective) : NULL;
+   /* The transaction's read preference, read once here rather than on every
+    * read: its own, else the session's default transaction options', else
+    * the client's (libmongoc's order). */
+   if (opts) {
+      prefs = mongoc_transaction_opts_get_read_prefs (opts);
+   }
+   if (!prefs && s->has_default_txn_opts) {
+      defaults = mongoc_session_opts_get_transaction_opts (s->cs);
+      if (defaults && mongoc_transaction_opts_get_read_prefs (defaults)) {
+         s->txn_reads_secondary =
+            mongoc_read_prefs_get_mode (mongoc_transaction_opts_get_read_prefs (defaults)) !=
+            MONGOC_READ_PRIMARY;
+         mongoc_transaction_opts_destroy (defaults);
+         return true;
+      }
+      mongoc_transaction_opts_destroy (defaults);
+   }
+   if (!prefs) {
+      prefs = mongoc_client_get_read_prefs (s->client);
+   }
    s->txn_reads_secondary = prefs && mongoc_read_prefs_get_mode (prefs) != MONGOC_READ_PRIMARY;
-   mongoc_transaction_opts_destroy (effective);
    return true;
 }
 

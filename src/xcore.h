@@ -22,6 +22,7 @@ struct xdbtx_session_t {
    pid_t pid;                       /* the process that popped `client` */
    struct xdbtx_cursor_t *cursors;  /* open cursors on this session */
    bool txn_reads_secondary;        /* the transaction's read preference */
+   bool has_default_txn_opts;       /* started with default transaction options */
 };
 
 struct xdbtx_cursor_t {
@@ -64,13 +65,14 @@ bool xdbtx_op_begin (xdbtx_op_t *op,
 void xdbtx_op_end (xdbtx_op_t *op);
 
 /* Begin an operation on a collection handle: its client (as
- * xdbtx_op_begin) and a short-lived mongoc_collection_t with the handle's
- * defaults, applied only outside a transaction. reply (may be NULL) is
- * initialised on failure. NULL with err on failure. */
+ * xdbtx_op_begin) and the handle's mongoc_collection_t for that client,
+ * with the handle's defaults (libmongoc applies them only outside a
+ * transaction); the handle owns it and keeps it for its next call. reply
+ * (may be NULL) is initialised on failure. NULL with err on failure. */
 mongoc_collection_t *xdbtx_coll_begin (xdbtx_op_t *op, xdbtx_coll_t *c, xdbtx_session_t *s,
                                        bson_t *opts, bson_t *reply, xdbtx_error_t *err);
-/* End it: fill err from error and reply when !ok (phase "operation"),
- * destroy mc, give a borrowed client back. Returns ok. */
+/* End it: fill err from error and reply when !ok (phase "operation"), give
+ * a borrowed client back (mc stays with the handle). Returns ok. */
 bool xdbtx_coll_end (xdbtx_op_t *op, mongoc_collection_t *mc, bool ok,
                      const bson_error_t *error, const bson_t *reply, xdbtx_error_t *err);
 

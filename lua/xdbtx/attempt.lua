@@ -20,6 +20,8 @@ local A = {}
 
 local now, pack, has_label, xerror = U.now, U.pack, U.has_label, U.xerror
 local emit, wants = E.emit, E.wants
+local start_listeners = E.listeners.start
+local commit_listeners = E.listeners.commit
 
 local TRANSIENT = "TransientTransactionError"
 local UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
@@ -121,11 +123,11 @@ function A.backoff(run)
   if U.core.sleep then U.core.sleep(pause) end
 end
 
--- An event of the run: its base fields (client or tree) plus `fields`.
+-- An event of the run: its fields (client or tree, sandbox) plus `fields`.
 function A.event(run, fields)
-  for k, v in pairs(run.base) do
-    if fields[k] == nil then fields[k] = v end
-  end
+  if fields.client == nil then fields.client = run.ev_client or run.cid end
+  if fields.tree == nil then fields.tree = run.ev_tree end
+  if fields.sandbox == nil then fields.sandbox = run.ev_sandbox end
   fields.attempt = fields.attempt or run.attempt
   fields.elapsed = fields.elapsed or now() - run.started
   return fields
@@ -139,7 +141,12 @@ function A.retrying(run, err, what)
 end
 
 local function abort_all(run)
-  local ss = run.sessions
+  local one = run.session
+  if one then
+    if one._core:in_transaction() then pcall(S.abort, one) end
+    return
+  end
+  local ss = run.list
   for i = 1, #ss do
     local s = ss[i]
     if s._core:in_transaction() then pcall(S.abort, s) end
@@ -148,7 +155,9 @@ end
 A.abort_all = abort_all
 
 local function start_all(run)
-  local ss = run.sessions
+  local one = run.session
+  if one then return S.start(one, run.topts) end
+  local ss = run.list
   for i = 1, #ss do S.start(ss[i], run.topts) end
 end
 
@@ -156,53 +165,70 @@ end
 -- The loop
 --------------------------------------------------------------------------
 
---[[ A.loop(run) -> what run:finish returns. run fields:
-  ctx       the context the run entered (its callbacks are reset per attempt)
-  sessions  list of Sessions; each attempt starts a transaction on each
-  topts, timeout, sleep (optional), retry (false: never rerun)
-  base      fields of every event ({ client = id } or { tree = id })
+--[[ A.loop(run) -> what run:finish returns (reruns are tail calls). run fields:
+  ctx       the context the run entered (its callbacks are reset per attempt;
+            a one-cluster run is its own context)
+  session   its Session (one-cluster), or
+  list      its Sessions; each attempt starts a transaction on each
+  topts, timeout, sleep (optional), retry (false: never rerun), quiet (no events)
+  ev_client, ev_tree, ev_sandbox   fields of every event
   body(run)         -> results (raises to abort)
-  commit(run, res)  -> true | false, err, rerun  (rerun: a transient error
+  commit(run)       -> true | false, err, rerun  (rerun: a transient error
                        before anything was applied); may set run.in_commit
-  finish(run, how, ...) with how "commit" (res), "rollback" (reason),
-                        "error" (err) or any word the commit step returned ]]
-function A.loop(run)
-  local ctx = run.ctx
-  run.started = run.started or now()
-  run.attempt = 0
-  while true do
-    run.attempt = run.attempt + 1
-    run.in_commit = false
-    ctx.on_commit, ctx.on_rollback, ctx.body_committed = nil, nil, nil
-    local ok, err = pcall(start_all, run)
-    if not ok then
-      abort_all(run)
+  finish(run, how, ...) with how "commit" (the body's results), "rollback"
+                        (reason), "error" (err) or any word the commit step
+                        returned (and the body's results) ]]
+local attempt
+
+-- After the body of an attempt: its pcall results arrive as arguments, so
+-- no table holds them on the way to the caller.
+local function after_body(run, ok, ...)
+  local ctx = run.ctx or run
+  local again
+  if not ok then
+    local err = ...
+    abort_all(run)
+    if getmetatable(err) == Rollback then return run:finish("rollback", err.reason) end
+    if run.retry == false or ctx.body_committed or not has_label(err, TRANSIENT) then
       return run:finish("error", err)
     end
-    if wants("start") and not run.quiet then emit("start", A.event(run, {})) end
-
-    local res = pack(pcall(run.body, run))
-    local again
-    if not res[1] then
-      err = res[2]
-      abort_all(run)
-      if getmetatable(err) == Rollback then return run:finish("rollback", err.reason) end
-      if run.retry == false or ctx.body_committed or not has_label(err, TRANSIENT) then
-        return run:finish("error", err)
-      end
-      again = err
-    else
-      local done, cerr, rerun = run:commit(res)
-      if done then return run:finish(done == true and "commit" or done, res) end
-      if not rerun or run.retry == false then return run:finish("error", cerr) end
-      again = cerr
-    end
-    if now() - run.started >= run.timeout then
-      return run:finish("error", A.timeout_error(again, run.timeout, run.attempt))
-    end
-    A.retrying(run, again, "transaction")
-    A.backoff(run)
+    again = err
+  else
+    local done, cerr, rerun = run:commit()
+    if done then return run:finish(done == true and "commit" or done, ...) end
+    if not rerun or run.retry == false then return run:finish("error", cerr) end
+    again = cerr
   end
+  if now() - run.started >= run.timeout then
+    return run:finish("error", A.timeout_error(again, run.timeout, run.attempt))
+  end
+  A.retrying(run, again, "transaction")
+  A.backoff(run)
+  return attempt(run)
+end
+
+function attempt(run)
+  local ctx = run.ctx or run
+  run.attempt = run.attempt + 1
+  run.in_commit = nil
+  if ctx.on_commit or ctx.on_rollback or ctx.body_committed then
+    ctx.on_commit, ctx.on_rollback, ctx.body_committed = nil, nil, nil
+  end
+  local one = run.session
+  local ok, err
+  if one then ok, err = pcall(S.start, one, run.topts) else ok, err = pcall(start_all, run) end
+  if not ok then
+    abort_all(run)
+    return run:finish("error", err)
+  end
+  if start_listeners[1] and not run.quiet then emit("start", A.event(run, {})) end
+  return after_body(run, pcall(run.body, run))
+end
+
+function A.loop(run)
+  run.started = run.started or now()
+  run.attempt = 0
+  return attempt(run)
 end
 
 -- The one-session commit step: commit, retrying an unknown result (the core
@@ -210,16 +236,21 @@ end
 -- MaxTimeMSExpired. A body that committed or aborted its transaction itself
 -- is taken as it is (the spec's rule): "commit" or "self_aborted".
 function A.commit_one(run)
-  local s = run.sessions[1]
-  local state = s._core:state()
-  if state == "committed" then return true end
-  if state ~= "starting" and state ~= "in_progress" then return "self_aborted" end
-  run.in_commit = true
-  run.commit_started = now()
+  local s = run.session
+  if s._txn_ended then
+    -- the body committed or aborted it (only Session:commit/abort set this)
+    local state = s._core:state()
+    if state == "committed" then return true end
+    if state ~= "starting" and state ~= "in_progress" then return "self_aborted" end
+  end
+  if commit_listeners[1] then run.commit_started = now() end
+  local commits = 0
   while true do
-    run.commits = (run.commits or 0) + 1
+    commits = commits + 1
+    run.commits = commits
     local ok, cerr = pcall(S.commit, s)
     if ok then return true end
+    run.in_commit = true
     local elapsed = now() - run.started
     if has_label(cerr, UNKNOWN_COMMIT) and not A.max_time_expired(cerr) then
       if elapsed >= run.timeout then

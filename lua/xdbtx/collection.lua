@@ -15,7 +15,8 @@ local Mon = require "xdbtx.monitor"
 local C = require "xdbtx.context"
 
 local argerror, unpack, bad_self = U.argerror, U.unpack, U.bad_self
-local monitored, split, route = Mon.monitored, C.split, C.route
+local monitored, split, route, ambient = Mon.monitored, C.split, C.route, C.ambient
+local listeners = Mon.listeners
 
 local Col = {}
 
@@ -86,8 +87,8 @@ Col.Collection = Collection
 -- shares with the other Collection objects of its namespace on this client
 -- (made with other defaults), or nil for a new one.
 function Col.new(client, ccoll, hooks)
-  return setmetatable({ _core = ccoll, _client = client, _hooks = hooks or { before = {}, after = {} } },
-    Collection)
+  return setmetatable({ _core = ccoll, _client = client,
+    _hooks = hooks or { before = {}, after = {}, n = 0 } }, Collection)
 end
 
 local hook_ops = {
@@ -102,13 +103,19 @@ local function add_hook(self, when, op, fn)
       "' (insert, update, replace, delete, find_one_and_update, find_one_and_replace, find_one_and_delete)")
   end
   if type(fn) ~= "function" then argerror("collection:" .. when .. ": hook must be a function") end
-  local t = self._hooks[when]
+  local hooks = self._hooks
+  local t = hooks[when]
   local l = t[op]
   if not l then l = {} t[op] = l end
   l[#l + 1] = fn
+  hooks.n = hooks.n + 1
   return function()
     for i = #l, 1, -1 do
-      if l[i] == fn then table.remove(l, i) return true end
+      if l[i] == fn then
+        table.remove(l, i)
+        hooks.n = hooks.n - 1
+        return true
+      end
     end
     return false
   end
@@ -153,40 +160,59 @@ function Collection:__tostring()
 end
 
 -- Operations with one argument before opts: (filter|doc|pipeline, opts).
+-- The per-operation path allocates nothing of its own: no options table
+-- (opts nil) goes straight to the ambient session; hooks and command
+-- listeners are looked at only when some exist.
 local function op1(method, hook)
   local where = "collection:" .. method
+  local f -- the core method, looked up once
   return function(self, a, opts)
     if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
-    local o, sarg = split(opts, where)
-    local client = self._client
-    local cs, ws = route(client, sarg, where)
-    local c = self._core
-    if hook and has_hooks(self, hook) then
+    local client, c = self._client, self._core
+    local cs, ws, o
+    if opts == nil then
+      cs, ws = ambient(client, where)
+    else
+      local sarg
+      o, sarg = split(opts, where)
+      cs, ws = route(client, sarg, where)
+    end
+    f = f or c[method]
+    if hook and self._hooks.n > 0 and has_hooks(self, hook) then
       run_hooks(self, "before", hook, a, ws)
-      local r = monitored(client, c[method], c, cs, a, o)
+      local r = monitored(client, f, c, cs, a, o)
       run_hooks(self, "after", hook, a, r, ws)
       return r
     end
-    return monitored(client, c[method], c, cs, a, o)
+    if listeners[client._id] == nil then return f(c, cs, a, o) end
+    return monitored(client, f, c, cs, a, o)
   end
 end
 
 -- Operations with two arguments before opts: (filter, update|doc, opts).
 local function op2(method, hook)
   local where = "collection:" .. method
+  local f
   return function(self, a, b, opts)
     if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
-    local o, sarg = split(opts, where)
-    local client = self._client
-    local cs, ws = route(client, sarg, where)
-    local c = self._core
-    if hook and has_hooks(self, hook) then
+    local client, c = self._client, self._core
+    local cs, ws, o
+    if opts == nil then
+      cs, ws = ambient(client, where)
+    else
+      local sarg
+      o, sarg = split(opts, where)
+      cs, ws = route(client, sarg, where)
+    end
+    f = f or c[method]
+    if hook and self._hooks.n > 0 and has_hooks(self, hook) then
       run_hooks(self, "before", hook, a, b, ws)
-      local r = monitored(client, c[method], c, cs, a, b, o)
+      local r = monitored(client, f, c, cs, a, b, o)
       run_hooks(self, "after", hook, a, b, r, ws)
       return r
     end
-    return monitored(client, c[method], c, cs, a, b, o)
+    if listeners[client._id] == nil then return f(c, cs, a, b, o) end
+    return monitored(client, f, c, cs, a, b, o)
   end
 end
 

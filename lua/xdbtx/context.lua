@@ -3,10 +3,13 @@ xdbtx.context - the ambient context: which session an operation runs in.
 
 One context per coroutine (a weak table coroutine -> ctx, the only state
 here). ctx = { kind = "transaction" | "sandbox" | "tree", parent = ctx|nil,
-sessions = { [client id] = Session | false }, on_commit, on_rollback }.
+sessions = { [client id] = Session | false }, list = { Session, ... } (when
+every held client has a session), on_commit, on_rollback }; a one-cluster
+context has cid and session instead of sessions and list.
 A context holds the sessions of every client of the running transaction (one
 for client:transaction, several for a tree); `false` marks a client that the
-context holds but runs without a session (saga mode). An operation on a
+context holds but runs without a session (saga mode; ctx.ops counts the
+operations routed so, each applied at once). An operation on a
 client the context does not hold is a routing error: it would escape the
 rollback. A coroutine started inside a transaction does not inherit it
 (Lua cannot tell who created a coroutine); xdbtx.bind(fn) carries it over.
@@ -30,8 +33,15 @@ end
 function C.enter(ctx)
   local co = running()
   ctx.parent = contexts[co]
-  for _, s in pairs(ctx.sessions) do
-    if s then s._ctx = ctx end
+  local list = ctx.list
+  if ctx.session then
+    ctx.session._ctx = ctx
+  elseif list then
+    for i = 1, #list do list[i]._ctx = ctx end
+  else
+    for _, s in pairs(ctx.sessions) do
+      if s then s._ctx = ctx end
+    end
   end
   contexts[co] = ctx
   return co
@@ -40,8 +50,15 @@ end
 -- Restore the parent context of co.
 function C.leave(ctx, co)
   contexts[co] = ctx.parent
-  for _, s in pairs(ctx.sessions) do
-    if s then s._ctx = nil end
+  local list = ctx.list
+  if ctx.session then
+    ctx.session._ctx = nil
+  elseif list then
+    for i = 1, #list do list[i]._ctx = nil end
+  else
+    for _, s in pairs(ctx.sessions) do
+      if s then s._ctx = nil end
+    end
   end
 end
 
@@ -86,6 +103,40 @@ function C.split(opts, where)
   return o, s
 end
 
+-- The Session (or false: held without one) that ctx holds for client id
+-- cid, or nil. A one-cluster context holds one: ctx.cid, ctx.session.
+local function held(ctx, cid)
+  if ctx.cid == cid then return ctx.session end
+  local m = ctx.sessions
+  return m and m[cid]
+end
+C.held = held
+
+-- The ambient session of an operation on client that names none: ->
+-- core session (nil or false for none), Lua Session (or nil).
+local function ambient(client, where)
+  local ctx = contexts[running()]
+  if ctx == nil then return nil, nil end
+  local cid = client._id
+  local ws
+  if ctx.cid == cid then ws = ctx.session else
+    local m = ctx.sessions
+    ws = m and m[cid]
+  end
+  if ws then
+    if ws._txn_ended then check_txn(ws, true) end
+    return ws._core, ws
+  end
+  if ws == false then
+    ctx.ops = (ctx.ops or 0) + 1 -- saga mode: operations applied at once
+    return false, nil
+  end
+  raise("routing", "state", where .. ": client " .. client._id ..
+    " is not part of the running transaction; the operation would escape the rollback" ..
+    " (pass session = false to run it outside on purpose)")
+end
+C.ambient = ambient
+
 -- The session an operation on client runs in: -> core session (nil or
 -- false for none), Lua Session (or nil). `s` is the operation's `session`
 -- option (nil: ambient; false: none on purpose).
@@ -103,17 +154,7 @@ function C.route(client, s, where)
     check_txn(s, false)
     return s._core, s
   end
-  local ctx = contexts[running()]
-  if ctx == nil then return nil, nil end
-  local ws = ctx.sessions[client._id]
-  if ws == nil then
-    raise("routing", "state", where .. ": client " .. client._id ..
-      " is not part of the running transaction; the operation would escape the rollback" ..
-      " (pass session = false to run it outside on purpose)")
-  end
-  if ws == false then return false, nil end
-  if ws._txn_ended then check_txn(ws, true) end
-  return ws._core, ws
+  return ambient(client, where)
 end
 
 return C

@@ -14,6 +14,8 @@ local E = {}
 
 local unpack, now = U.unpack, U.now
 local listeners = { start = {}, retry = {}, commit = {}, abort = {}, compensate = {} }
+-- listeners[event][1] ~= nil when the event has listeners (hot paths read it)
+E.listeners = listeners
 
 -- Report an error raised by a listener or callback (`what` names it).
 function E.report(what, err)

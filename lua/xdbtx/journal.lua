@@ -17,8 +17,9 @@ a marker of its own ("<run id>/compensate/<path>") in its transaction and
 skips its work when one exists: compensations apply at most once. Before a
 compensation runs, the session it runs in is added to the journal
 (compensations = { { path, uri, lsid } }), so a recovery can end it too.
-Saga mode records each completed node (saga_done) and each compensation
-begun and done (saga_compensating, saga_compensated).
+Saga mode records the node whose action runs (saga_running), each
+completed node (saga_done) and each compensation begun and done
+(saga_compensating, saga_compensated).
 ]]
 
 local U = require "xdbtx.util"
@@ -191,7 +192,12 @@ function Journal:compensating(run, nd, s)
   } } }, MAJORITY)
 end
 
--- Saga mode: a node completed / a compensation began / ended.
+-- Saga mode: a node's action starts / completed; a compensation began /
+-- ended.
+function Journal:saga_running(run, nd)
+  self.coll:update_one({ _id = run.id }, { ["$set"] = { saga_running = nd.path } }, MAJORITY)
+end
+
 function Journal:saga_step(run, nd)
   self.coll:update_one({ _id = run.id }, { ["$push"] = { saga_done = nd.path },
     ["$set"] = { store = J.store_doc(run.store) } }, MAJORITY)

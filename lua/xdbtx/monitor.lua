@@ -16,6 +16,8 @@ local Mon = {}
 
 local unpack, pack = U.unpack, U.pack
 local command_listeners = {}
+-- [client id] = listeners, nil without any (read directly on hot paths)
+Mon.listeners = command_listeners
 
 -- Deliver the pool's recorded events to its listeners.
 function Mon.drain(client)

@@ -10,7 +10,8 @@ flat xdbtx.transaction and xdbtx.recover report alike:
   aborted      nothing applied
   compensated  something committed and all of it was undone
   partial      something committed and could not be undone (a node without
-               compensate, or a compensation that failed)
+               compensate, a compensation that failed, or in saga mode an
+               action that failed after sending operations: state "failed")
   unknown      a commit result never became known
 ]]
 
@@ -27,7 +28,7 @@ function O.status(nodes)
     local st = n.state
     if st == "unknown" then
       unknown = unknown + 1
-    elseif st == "committed" or st == "compensation_failed" then
+    elseif st == "committed" or st == "compensation_failed" or st == "failed" then
       applied, kept = applied + 1, kept + 1
     elseif st == "compensated" then
       applied, undone = applied + 1, undone + 1

@@ -13,7 +13,8 @@ opts.older_than seconds (default: its own timeout) is settled:
   3. the markers say which participants committed: no decision recorded, or
      none committed -> "aborted"; all -> "committed"; some -> the
      committed nodes' compensations run, newest first, taken from
-     trees[name] (the tree table, or a function returning it) by node path,
+     trees[name] (the tree table, or a function(name, record) returning it;
+     record is the journal document, with the store) by node path,
      given the journalled store, each at most once (its marker);
   4. the outcome is written to the journal (stage "done").
 Saga runs compensate their completed nodes the same way; a compensation
@@ -45,10 +46,12 @@ local function ms_of(date)
   return date:ms()
 end
 
--- The tree table of a journalled name, or nil.
-local function tree_of(trees, name)
+-- The tree table of a journalled run, or nil: trees[name], or what
+-- trees[name](name, record) returns (record: the journal document, whose
+-- store holds the action results, for trees built from a run's input).
+local function tree_of(trees, name, doc)
   local t = trees and trees[name]
-  if type(t) == "function" then t = t(name) end
+  if type(t) == "function" then t = t(name, doc) end
   return t
 end
 
@@ -197,7 +200,10 @@ local function settle_saga(journal, doc, tree_nodes, opts)
   local nodes = recovered_nodes(doc, tree_nodes)
   local completed = {}
   for _, p in ipairs(doc.saga_done or {}) do completed[p] = true end
-  for _, n in ipairs(nodes) do n.state = completed[n.path] and "committed" or "aborted" end
+  for _, n in ipairs(nodes) do
+    -- the node that was running when the coordinator died may have written
+    n.state = completed[n.path] and "committed" or n.path == doc.saga_running and "failed" or "aborted"
+  end
   local store = J.store_from_doc(doc.store, tree_nodes or {})
   compensate(journal, doc, nodes, store, true, opts.timeout)
   return nodes
@@ -207,7 +213,7 @@ end
 -- recovery holds it).
 local function settle(journal, doc, trees, cache, opts, token)
   if not lease(journal, doc, token) then return nil end
-  local tree = tree_of(trees, doc.name)
+  local tree = tree_of(trees, doc.name, doc)
   local tree_nodes
   if tree then tree_nodes = Tr.flatten(tree, "xdbtx.recover: trees[" .. U.show(doc.name) .. "]") end
   local nodes

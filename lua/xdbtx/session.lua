@@ -20,6 +20,7 @@ local U = require "xdbtx.util"
 local Mon = require "xdbtx.monitor"
 
 local raise, argerror, bad_self, monitored = U.raise, U.argerror, U.bad_self, Mon.monitored
+local listeners = Mon.listeners
 
 local Session = {}
 Session.__index = Session
@@ -61,16 +62,19 @@ end
 function S.start(s, opts)
   s._txn_ended = false
   local c = s._core
+  if listeners[s._cid] == nil then return c:start_transaction(opts) end
   return monitored(s._client, c.start_transaction, c, opts)
 end
 
 function S.commit(s)
   local c = s._core
+  if listeners[s._cid] == nil then return c:commit() end
   return monitored(s._client, c.commit, c)
 end
 
 function S.abort(s)
   local c = s._core
+  if listeners[s._cid] == nil then return c:abort() end
   return monitored(s._client, c.abort, c)
 end
 
@@ -88,7 +92,8 @@ function Session:start_transaction(opts)
   self_check(self, "session:start_transaction")
   check(self)
   guard(self, "start_transaction")
-  return S.start(self, opts)
+  S.start(self, opts)
+  return self
 end
 
 function Session:commit()

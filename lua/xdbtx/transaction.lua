@@ -28,7 +28,9 @@ local T = {}
 local core, raise, argerror, has_label, unpack, pack, now =
   U.core, U.raise, U.argerror, U.has_label, U.unpack, U.pack, U.now
 local emit, wants, report = E.emit, E.wants, E.report
+local commit_listeners = E.listeners.commit
 local Client, Session = Cl.Client, S.Session
+local listeners = Mon.listeners
 local TRANSIENT = A.TRANSIENT
 
 -- A standalone server has no transactions: say so before any command.
@@ -58,46 +60,50 @@ T.run_callbacks = run_callbacks
 
 -- Leave the run's context; close the sessions it owns (made by
 -- client:transaction or sandbox; a user's session stays usable).
-local function leave(run)
-  C.leave(run.ctx, run.co)
-  for _, s in ipairs(run.sessions) do
-    if run.owned then
-      s._ended = true
-      pcall(s._core.close, s._core)
-    end
-    Mon.drain(s._client)
+local function release(run, s)
+  if run.owned then
+    s._ended = true
+    pcall(s._core.close, s._core)
   end
+  if listeners[s._cid] then Mon.drain(s._client) end
+end
+
+local function leave(run)
+  C.leave(run, run.co)
+  if run.session then return release(run, run.session) end
+  local list = run.list
+  for i = 1, #list do release(run, list[i]) end
 end
 
 -- finish of client:transaction and session:with_transaction.
-local function finish_txn(run, how, v)
-  local ctx = run.ctx
+local function finish_txn(run, how, ...)
+  local ctx = run
   if how == "commit" then
     local cbs = ctx.on_commit
     leave(run)
-    if wants("commit") and not run.quiet then
+    if commit_listeners[1] and not run.quiet then
       emit("commit", A.event(run, { commits = run.commits or 0,
         duration = run.commit_started and now() - run.commit_started or 0 }))
     end
-    if cbs then run_callbacks(cbs, "on_commit", unpack(v, 2, v.n)) end
-    return unpack(v, 2, v.n)
+    if cbs then run_callbacks(cbs, "on_commit", ...) end
+    return ...
   end
   if how == "rollback" or how == "self_aborted" then
     local cbs = ctx.on_rollback
     leave(run)
-    local reason = how == "rollback" and v or nil
+    local reason = how == "rollback" and (...) or nil
     if wants("abort") and not run.quiet then
       emit("abort", A.event(run, { reason = reason, outcome = "aborted",
         state = how == "self_aborted" and "aborted" or nil }))
     end
     if cbs then run_callbacks(cbs, "on_rollback", reason) end
     if how == "rollback" then return nil, reason end
-    return unpack(v, 2, v.n)
+    return ...
   end
   -- how == "error": a failed commit (not labelled transient) may have been
   -- applied; a body that committed its transaction itself and then raised
   -- did apply it.
-  local err = v
+  local err = ...
   local outcome = "aborted"
   if run.in_commit and not has_label(err, TRANSIENT) then outcome = "unknown" end
   if ctx.body_committed then outcome = "committed" end
@@ -111,21 +117,33 @@ local function finish_txn(run, how, v)
   error(err, 0)
 end
 
+local function call_fn(run)
+  return run.fn(run.arg or run.session)
+end
+
+-- The parts every one-cluster run shares: its own session (client:transaction)
+-- or the caller's (session:with_transaction).
+local OwnRun = { kind = "transaction", owned = true, finish = finish_txn, commit = A.commit_one,
+                 body = call_fn }
+OwnRun.__index = OwnRun
+local UserRun = setmetatable({ owned = false }, OwnRun)
+UserRun.__index = UserRun
+
+-- A one-cluster run, which is also the context it enters (one table, small:
+-- the fixed parts are in its metatable).
 local function new_run(kind, client, session, owned, fn, topts, timeout, sleep)
-  local ctx = { kind = kind, sessions = { [client._id] = session } }
   session._owned = owned
-  local run = {
-    ctx = ctx, sessions = { session }, owned = owned, topts = topts, timeout = timeout,
-    sleep = sleep or client._sleep,
-    base = { client = client._id }, finish = finish_txn, commit = A.commit_one,
-    body = function() return fn(session) end,
-  }
-  run.co = C.enter(ctx)
+  local run = setmetatable({
+    cid = client._id, session = session, fn = fn, timeout = timeout,
+    topts = topts, sleep = sleep or client._sleep,
+  }, owned and OwnRun or UserRun)
+  if kind ~= "transaction" then run.kind = kind end
+  run.co = C.enter(run)
   return run
 end
 
 local function join(ctx, client, fn)
-  local s = ctx.sessions[client._id]
+  local s = C.held(ctx, client._id)
   if not s then
     raise("state", "state", "client:transaction: a transaction on another client is running in this" ..
       " coroutine; several clients need the transaction tree (xdbtx.run / xdbtx.transaction)")
@@ -137,13 +155,19 @@ end
 function Client:transaction(fn, opts)
   if getmetatable(self) ~= Client then U.bad_self("client:transaction", "a Client", self) end
   if type(fn) ~= "function" then argerror("client:transaction: expected a function, got " .. type(fn)) end
-  local topts, timeout, sleep = A.options(opts, "client:transaction")
+  local topts, timeout, sleep
+  if opts == nil then
+    timeout = A.DEFAULT_TIMEOUT
+  else
+    topts, timeout, sleep = A.options(opts, "client:transaction")
+  end
   local ctx0 = C.current()
   if ctx0 then return join(ctx0, self, fn) end
-  check_topology(self, "client:transaction")
+  if self._topology ~= "replicaset" then check_topology(self, "client:transaction") end
   local c = self._core
-  local session = S.new(self, Mon.monitored(self, c.start_session, c))
-  return A.loop(new_run("transaction", self, session, true, fn, topts, timeout, sleep))
+  local cs
+  if listeners[self._id] == nil then cs = c:start_session() else cs = Mon.monitored(self, c.start_session, c) end
+  return A.loop(new_run("transaction", self, S.new(self, cs), true, fn, topts, timeout, sleep))
 end
 
 -- session:with_transaction(fn, opts): the same loop on a session of your
@@ -157,7 +181,7 @@ function Session:with_transaction(fn, opts)
   S.check(self)
   local ctx0 = C.current()
   if ctx0 then
-    if ctx0.sessions[self._cid] == self then return fn(self) end
+    if C.held(ctx0, self._cid) == self then return fn(self) end
     raise("state", "state", "session:with_transaction: another transaction is running in this coroutine")
   end
   check_topology(self._client, "session:with_transaction")
@@ -191,7 +215,7 @@ function T.session(client)
   if not client then argerror("xdbtx.session: expected a Client") end
   local ctx = C.current()
   if ctx == nil then return nil end
-  return ctx.sessions[client._id] or nil
+  return C.held(ctx, client._id) or nil
 end
 
 --------------------------------------------------------------------------
@@ -204,8 +228,9 @@ local function sandbox_commit(run)
   return "rolled_back"
 end
 
-local function finish_sandbox(run, how, v)
-  local cbs = run.ctx.on_rollback
+local function finish_sandbox(run, how, ...)
+  local v = ...
+  local cbs = run.on_rollback
   leave(run)
   local err = how == "error" and v or nil
   local reason = how == "rollback" and v or nil
@@ -215,7 +240,7 @@ local function finish_sandbox(run, how, v)
   if cbs then run_callbacks(cbs, "on_rollback", how == "rollback" and reason or err) end
   if how == "rollback" then return nil, reason end
   if how == "error" then error(err, 0) end
-  return unpack(v, 2, v.n)
+  return ...
 end
 
 -- xdbtx.sandbox(client, fn, opts) -> fn's results: fn(session) runs in a
@@ -257,14 +282,13 @@ function T.sandbox(client, fn, opts)
     end
     sessions[i] = s
   end
-  local ctx = { kind = "sandbox", sessions = by_id }
-  local arg = multi and sessions or sessions[1]
   local run = {
-    ctx = ctx, sessions = list, owned = true, topts = topts, timeout = math.huge, retry = false,
-    base = { client = clients[1]._id, sandbox = true }, commit = sandbox_commit,
-    finish = finish_sandbox, body = function() return fn(arg) end,
+    kind = "sandbox", sessions = by_id, list = list, owned = true, topts = topts,
+    timeout = math.huge, retry = false, ev_client = clients[1]._id, ev_sandbox = true,
+    commit = sandbox_commit, finish = finish_sandbox, body = call_fn, fn = fn,
+    arg = multi and sessions or sessions[1],
   }
-  run.co = C.enter(ctx)
+  run.co = C.enter(run)
   return A.loop(run)
 end
 

@@ -35,6 +35,7 @@ local Tr = {}
 local core, argerror, raise, xerror, has_label, pack, unpack, now =
   U.core, U.argerror, U.raise, U.xerror, U.has_label, U.pack, U.unpack, U.now
 local emit, wants = E.emit, E.wants
+local listeners = Mon.listeners
 local TRANSIENT = A.TRANSIENT
 
 --------------------------------------------------------------------------
@@ -59,65 +60,76 @@ local function is_list(v)
   return count == n
 end
 
--- The tree as a list of nodes in the order their actions run (depth-first,
--- parents first): { node, path = "1.2", name, client, action, compensate,
--- depth, index }. Raises an argument error naming the path of the first
--- problem; nothing has been sent.
-local function flatten(root, where_fn)
-  local nodes, names = {}, {}
-  local function visit(node, where, path, depth)
-    if type(node) ~= "table" then
-      argerror(where_fn .. ": " .. (where == "" and "the tree" or where) ..
-        " must be a node table { client =, action =, ... }, got " .. type(node))
-    end
-    for k in pairs(node) do
-      if not NODE_FIELDS[k] then
-        argerror(("%s: %s: unknown node field (a node has client, action, name, compensate," ..
-          " children)"):format(where_fn, at(where, tostring(k))))
-      end
-    end
-    local client = Cl.check(node.client)
-    if not client then
-      argerror(("%s: %s must be an xdbtx Client, got %s"):format(where_fn, at(where, "client"),
-        type(node.client)))
-    end
-    if type(node.action) ~= "function" then
-      argerror(("%s: %s must be a function(store, session), got %s"):format(where_fn,
-        at(where, "action"), type(node.action)))
-    end
-    if node.compensate ~= nil and type(node.compensate) ~= "function" then
-      argerror(("%s: %s must be a function(store, session), got %s"):format(where_fn,
-        at(where, "compensate"), type(node.compensate)))
-    end
-    local name = node.name
-    if name ~= nil then
-      if type(name) ~= "string" or name == "" then
-        argerror(("%s: %s must be a non-empty string, got %s"):format(where_fn, at(where, "name"),
-          U.show(name)))
-      end
-      if names[name] then
-        argerror(("%s: %s: duplicate name %q (also node %s)"):format(where_fn, at(where, "name"),
-          name, names[name]))
-      end
-      names[name] = path
-    end
-    nodes[#nodes + 1] = {
-      node = node, path = path, name = name, client = client, action = node.action,
-      compensate = node.compensate, depth = depth, index = #nodes + 1,
-    }
-    local children = node.children
-    if children ~= nil then
-      if type(children) ~= "table" or not is_list(children) then
-        argerror(("%s: %s must be a list of nodes, got %s"):format(where_fn, at(where, "children"),
-          type(children) == "table" and "a table that is not a list" or type(children)))
-      end
-      for i = 1, #children do
-        visit(children[i], at(where, "children") .. "[" .. i .. "]", path .. "." .. i, depth + 1)
-      end
+-- The place of the node at path in messages: "" for the root ("1"),
+-- "children[2].children[1]" for "1.2.1". Built only for an error.
+local function where_of(path)
+  local w = ""
+  for i in path:gmatch("%.(%d+)") do w = at(w, "children") .. "[" .. i .. "]" end
+  return w
+end
+
+local function bad_node(where_fn, path, field, fmt, ...)
+  argerror(("%s: %s" .. fmt):format(where_fn, field and at(where_of(path), field) or where_of(path), ...))
+end
+
+local function visit(st, node, path, depth)
+  local where_fn = st.where_fn
+  if type(node) ~= "table" then
+    local w = where_of(path)
+    argerror(where_fn .. ": " .. (w == "" and "the tree" or w) ..
+      " must be a node table { client =, action =, ... }, got " .. type(node))
+  end
+  for k in pairs(node) do
+    if not NODE_FIELDS[k] then
+      bad_node(where_fn, path, tostring(k), ": unknown node field (a node has client, action, name," ..
+        " compensate, children)")
     end
   end
-  visit(root, "", "1", 0)
-  return nodes
+  local client = Cl.check(node.client)
+  if not client then bad_node(where_fn, path, "client", " must be an xdbtx Client, got %s", type(node.client)) end
+  local action, compensate = node.action, node.compensate
+  if type(action) ~= "function" then
+    bad_node(where_fn, path, "action", " must be a function(store, session), got %s", type(action))
+  end
+  if compensate ~= nil and type(compensate) ~= "function" then
+    bad_node(where_fn, path, "compensate", " must be a function(store, session), got %s", type(compensate))
+  end
+  local name = node.name
+  if name ~= nil then
+    if type(name) ~= "string" or name == "" then
+      bad_node(where_fn, path, "name", " must be a non-empty string, got %s", U.show(name))
+    end
+    local names = st.names
+    if names[name] then
+      bad_node(where_fn, path, "name", ": duplicate name %q (also node %s)", name, names[name])
+    end
+    names[name] = path
+  end
+  local nodes = st.nodes
+  -- eight fields, so the table is made at its final size (error is added
+  -- only when the node fails)
+  nodes[#nodes + 1] = {
+    path = path, name = name, client = client, action = action, compensate = compensate,
+    depth = depth, part = false, state = false,
+  }
+  local children = node.children
+  if children ~= nil then
+    if type(children) ~= "table" or not is_list(children) then
+      bad_node(where_fn, path, "children", " must be a list of nodes, got %s",
+        type(children) == "table" and "a table that is not a list" or type(children))
+    end
+    for i = 1, #children do visit(st, children[i], path .. "." .. i, depth + 1) end
+  end
+end
+
+-- The tree as a list of nodes in the order their actions run (depth-first,
+-- parents first): { path = "1.2", name, client, action, compensate, depth,
+-- part, state }. Raises an argument error naming the path of the first
+-- problem; nothing has been sent.
+local function flatten(root, where_fn)
+  local st = { nodes = {}, names = {}, where_fn = where_fn }
+  visit(st, root, "1", 0)
+  return st.nodes
 end
 
 -- The distinct clients of the nodes, in the order of their first node:
@@ -209,7 +221,7 @@ local function close_run(run)
     if s then
       s._ended = true
       pcall(s._core.close, s._core)
-      Mon.drain(s._client)
+      if listeners[s._cid] then Mon.drain(s._client) end
     end
   end
 end
@@ -325,7 +337,9 @@ local function tree_commit(run)
   run.commit_started = now()
   run.in_commit = true
   local res = core.commit_all(sessions, run.parallel, run.started + run.timeout)
-  for _, p in ipairs(run.parts) do Mon.drain(p.client) end
+  if next(listeners) then
+    for _, p in ipairs(run.parts) do Mon.drain(p.client) end
+  end
   local committed, unknown, first = 0, 0, nil
   run.commit_sends = 0
   for i, p in ipairs(order) do
@@ -370,16 +384,16 @@ local function tree_finish(run, how, v)
   end
   -- aborted: an action error, a failed first commit, a quiet rollback
   local failed = run.failed
+  local before = failed ~= nil -- nodes before the failed one ran
   for _, nd in ipairs(nodes) do
     if failed == nil then
       nd.state = run.body_ran and "aborted" or "not_run"
-    elseif nd.index < failed.index then
-      nd.state = "aborted"
     elseif nd == failed then
       nd.state = "aborted"
       if how == "error" then nd.error = v end
+      before = false
     else
-      nd.state = "not_run"
+      nd.state = before and "aborted" or "not_run"
     end
   end
   if how == "rollback" then return conclude(run, nil, v) end
@@ -439,7 +453,7 @@ local function start_run(parts, nodes, o, body, where)
   local run = {
     id = id, name = o.name, parts = parts, nodes = nodes, topts = o.topts,
     timeout = o.timeout, sleep = o.sleep, parallel = o.parallel, saga = o.saga,
-    base = { tree = id }, started = now(), attempt = 0, id_given = o.id ~= nil,
+    ev_tree = id, started = now(), attempt = 0, id_given = o.id ~= nil,
   }
   if o.journal ~= nil then run.journal = J.open(o.journal, run, where) end
   return run
@@ -452,7 +466,11 @@ local function run_transaction(run, body, finish)
   local ok, err = pcall(function()
     for i, p in ipairs(run.parts) do
       local c = p.client
-      p.session = S.new(c, Mon.monitored(c, c._core.start_session, c._core))
+      local cs
+      if listeners[c._id] == nil then cs = c._core:start_session() else
+        cs = Mon.monitored(c, c._core.start_session, c._core)
+      end
+      p.session = S.new(c, cs)
       p.session._owned = true
       ctx.sessions[c._id] = p.session
       sessions[i] = p.session
@@ -462,7 +480,8 @@ local function run_transaction(run, body, finish)
     close_run(run)
     error(err, 0)
   end
-  run.ctx, run.sessions = ctx, sessions
+  ctx.list = sessions
+  run.ctx, run.list = ctx, sessions
   run.body, run.commit, run.finish = body, tree_commit, finish
   if run.journal then
     local ok2, recorded = pcall(run.journal.begin, run.journal, run)
@@ -496,9 +515,13 @@ local function run_saga(run)
   local failed, err
   local co = C.enter(run.ctx)
   for i, nd in ipairs(run.nodes) do
+    run.ctx.ops = 0
+    if run.journal then run.journal:saga_running(run, nd) end
     local ok, res = pcall(nd.action, store, nil)
     if not ok then
       failed, err = nd, res
+      -- what it sent before it raised was applied at once and stays
+      nd.state = run.ctx.ops > 0 and "failed" or "aborted"
       break
     end
     store[i] = res
@@ -508,7 +531,7 @@ local function run_saga(run)
   end
   C.leave(run.ctx, co)
   for _, nd in ipairs(run.nodes) do
-    if nd.state == nil then nd.state = nd == failed and "aborted" or "not_run" end
+    if not nd.state then nd.state = "not_run" end
   end
   if not failed then return conclude(run) end
   if A.is_rollback(err) then
@@ -580,7 +603,7 @@ function Tr.transaction(clients, fn, opts)
   for i = 1, #clients do
     local c = Cl.check(clients[i])
     if not c then argerror(("%s: clients[%d] must be an xdbtx Client, got %s"):format(where, i, type(clients[i]))) end
-    nodes[i] = { path = tostring(i), client = c, depth = 0, index = i }
+    nodes[i] = { path = tostring(i), client = c, depth = 0, part = false, state = false }
   end
   local parts = participants(nodes)
   local run = start_run(parts, nodes, o, nil, where)

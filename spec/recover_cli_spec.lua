@@ -1,0 +1,99 @@
+-- bin/xdbtx-recover, the operators' command: run as a cron job would, after
+-- a coordinator process died (spec/crash/coordinator.lua).
+local env = require "spec.support.env"
+
+local LUA = os.getenv("LUA") or "lua5.4"
+
+describe("xdbtx-recover", function()
+  local why = env.server_reason()
+  if why then pending(why) return end
+  if not os.getenv("XDBTX_TEST_URI2") then pending("XDBTX_TEST_URI2 is not set") return end
+
+  local x = require "xdbtx"
+  local a = x.client(env.uri(), { app_name = "recover_cli_spec" })
+  local b = x.client(os.getenv("XDBTX_TEST_URI2"), { app_name = "recover_cli_spec" })
+  local journal = a:collection("xdbtx_crash", "journal")
+  local acc_a, acc_b = a:collection("xdbtx_crash", "accounts"), b:collection("xdbtx_crash", "accounts")
+  local cpath = package.cpath:match("^[^;]*")
+
+  before_each(function()
+    env.failpoints_off(a)
+    env.failpoints_off(b)
+    journal:delete_many {}
+    for _, c in ipairs { a, b } do c:collection("xdbtx_crash", "journal_markers"):delete_many {} end
+    acc_a:delete_many {}
+    acc_b:delete_many {}
+    acc_a:insert_one { _id = "alice", balance = 100 }
+    acc_b:insert_one { _id = "bob", balance = 0 }
+  end)
+  after_each(function()
+    env.failpoints_off(a)
+    env.failpoints_off(b)
+  end)
+
+  -- run the command; -> its output, exit status
+  local function cli(args, envs)
+    local cmd = ("%s LUA_PATH='./lua/?.lua;./spec/?.lua;;' LUA_CPATH='%s;;' %s bin/xdbtx-recover %s 2>&1")
+      :format(envs or "", cpath, LUA, args)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    return out, code
+  end
+
+  local function crash(point)
+    local p = assert(io.popen(("exec %s spec/crash/coordinator.lua %s cli-run 2>&1"):format(LUA, point)))
+    local out = p:read("a")
+    p:close()
+    assert.matches("reached " .. point, out, 1, true)
+  end
+
+  local function args(extra)
+    return ("--uri '%s' --journal xdbtx_crash.journal --trees spec.crash.cli_trees --older-than 0 %s")
+      :format(env.uri(), extra or "")
+  end
+
+  it("settles a crashed run, prints its outcome tree, exits 0; a second run finds nothing", function()
+    env.failpoint(b, { times = 1 }, { failCommands = { "commitTransaction" }, errorCode = 8,
+      appName = "crash_coordinator" })
+    crash("during_compensation")
+    local out, code = cli(args())
+    assert.are.equal(0, code, out)
+    assert.matches('xdbtx "transfer" cli%-run: compensated', out)
+    assert.matches("1 debit%s+compensated", out)
+    assert.matches("1 run%(s%) settled, 0 left partial or unknown", out)
+    assert.are.equal(100, acc_a:find_one({ _id = "alice" }).balance)
+    out, code = cli(args())
+    assert.are.equal(0, code, out)
+    assert.matches("0 run%(s%) settled", out)
+  end)
+
+  it("exits 2 when a run is left partial, and the tree shows where", function()
+    env.failpoint(b, { times = 1 }, { failCommands = { "commitTransaction" }, errorCode = 8,
+      appName = "crash_coordinator" })
+    crash("during_compensation")
+    local out, code = cli(args(), "XDBTX_CLI_BROKEN_UNDO=1")
+    assert.are.equal(2, code, out)
+    assert.matches("partial", out)
+    assert.matches("compensation_failed.*the compensation is broken", out)
+    assert.matches("1 left partial or unknown", out)
+  end)
+
+  it("leaves young runs alone (--older-than) and says what is wrong with bad arguments", function()
+    crash("after_decision")
+    local out, code = cli(("--uri '%s' --journal xdbtx_crash.journal --trees spec.crash.cli_trees" ..
+      " --older-than 3600"):format(env.uri()))
+    assert.are.equal(0, code, out)
+    assert.matches("0 run%(s%) settled", out)
+    out, code = cli("--journal x.y --trees m")
+    assert.are.equal(1, code)
+    assert.matches("--uri is required", out, 1, true)
+    out, code = cli(args("--older-than soon"))
+    assert.are.equal(1, code)
+    assert.matches("--older-than must be a number", out, 1, true)
+    out, code = cli((args():gsub("spec.crash.cli_trees", "no.such.module")))
+    assert.are.equal(1, code)
+    assert.matches("no.such.module", out, 1, true)
+    x.recover(journal, {}, { older_than = 0 })
+  end)
+end)
