@@ -14,7 +14,8 @@ describe("xdbtx-recover", function()
   local b = x.client(os.getenv("XDBTX_TEST_URI2"), { app_name = "recover_cli_spec" })
   local journal = a:collection("xdbtx_crash", "journal")
   local acc_a, acc_b = a:collection("xdbtx_crash", "accounts"), b:collection("xdbtx_crash", "accounts")
-  local cpath = package.cpath:match("^[^;]*")
+  -- the command runs under $LUA (5.4): under LuaJIT it takes the 5.4 build
+  local cpath = rawget(_G, "jit") and "./build/5.4/?.so" or package.cpath:match("^[^;]*")
 
   before_each(function()
     env.failpoints_off(a)
@@ -31,14 +32,16 @@ describe("xdbtx-recover", function()
     env.failpoints_off(b)
   end)
 
-  -- run the command; -> its output, exit status
+  -- run the command; -> its output, exit status (as the shell reports it:
+  -- LuaJIT's p:close() does not)
   local function cli(args, envs)
-    local cmd = ("%s LUA_PATH='./lua/?.lua;./spec/?.lua;;' LUA_CPATH='%s;;' %s bin/xdbtx-recover %s 2>&1")
-      :format(envs or "", cpath, LUA, args)
+    local cmd = ("%s LUA_PATH='./lua/?.lua;./spec/?.lua;;' LUA_CPATH='%s;;' %s bin/xdbtx-recover %s 2>&1;"
+      .. " echo \"exit status $?\""):format(envs or "", cpath, LUA, args)
     local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    local _, _, code = p:close()
-    return out, code
+    local out = p:read("*a")
+    p:close()
+    local code = tonumber(out:match("exit status (%d+)%s*$"))
+    return out:gsub("exit status %d+%s*$", ""), code
   end
 
   local function crash(point)

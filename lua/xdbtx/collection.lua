@@ -162,7 +162,8 @@ end
 -- Operations with one argument before opts: (filter|doc|pipeline, opts).
 -- The per-operation path allocates nothing of its own: no options table
 -- (opts nil) goes straight to the ambient session; hooks and command
--- listeners are looked at only when some exist.
+-- listeners are looked at only when some exist (xdbtx.monitor also applies
+-- a json_null client's option).
 local function op1(method, hook)
   local where = "collection:" .. method
   local f -- the core method, looked up once
@@ -184,7 +185,7 @@ local function op1(method, hook)
       run_hooks(self, "after", hook, a, r, ws)
       return r
     end
-    if listeners[client._id] == nil then return f(c, cs, a, o) end
+    if listeners[client._id] == nil and not client._json_null then return f(c, cs, a, o) end
     return monitored(client, f, c, cs, a, o)
   end
 end
@@ -211,7 +212,7 @@ local function op2(method, hook)
       run_hooks(self, "after", hook, a, b, r, ws)
       return r
     end
-    if listeners[client._id] == nil then return f(c, cs, a, b, o) end
+    if listeners[client._id] == nil and not client._json_null then return f(c, cs, a, b, o) end
     return monitored(client, f, c, cs, a, b, o)
   end
 end
