@@ -18,7 +18,7 @@ local S = require "xdbtx.session"
 
 local A = {}
 
-local now, pack, has_label, xerror = U.now, U.pack, U.has_label, U.xerror
+local now, has_label, xerror = U.now, U.has_label, U.xerror
 local emit, wants = E.emit, E.wants
 local start_listeners = E.listeners.start
 local commit_listeners = E.listeners.commit

@@ -25,8 +25,7 @@ local A = require "xdbtx.attempt"
 
 local T = {}
 
-local core, raise, argerror, has_label, unpack, pack, now =
-  U.core, U.raise, U.argerror, U.has_label, U.unpack, U.pack, U.now
+local core, raise, argerror, has_label, now = U.core, U.raise, U.argerror, U.has_label, U.now
 local emit, wants, report = E.emit, E.wants, E.report
 local commit_listeners = E.listeners.commit
 local Client, Session = Cl.Client, S.Session
@@ -271,7 +270,7 @@ function T.sandbox(client, fn, opts)
     raise("state", "state", where .. ": a transaction is already running in this coroutine")
   end
   local sessions, by_id, list = {}, {}, {}
-  for i, c in ipairs(clients) do check_topology(c, where) end
+  for _, c in ipairs(clients) do check_topology(c, where) end
   for i, c in ipairs(clients) do
     local s = by_id[c._id]
     if not s then

@@ -445,7 +445,7 @@ local function new_id()
   return core.object_id():hex()
 end
 
-local function start_run(parts, nodes, o, body, where)
+local function start_run(parts, nodes, o, where)
   if C.current() then
     raise("state", "state", where .. ": a transaction is already running in this coroutine")
   end
@@ -556,7 +556,7 @@ function Tr.run(tree, opts)
   local o = run_options(opts, where)
   local nodes = flatten(tree, where)
   local parts = participants(nodes)
-  local run = start_run(parts, nodes, o, tree_body, where)
+  local run = start_run(parts, nodes, o, where)
   run.where = where
   if run.saga then return run_saga(run) end
   return run_transaction(run, tree_body, tree_finish)
@@ -606,12 +606,15 @@ function Tr.transaction(clients, fn, opts)
     nodes[i] = { path = tostring(i), client = c, depth = 0, part = false, state = false }
   end
   local parts = participants(nodes)
-  local run = start_run(parts, nodes, o, nil, where)
+  local run = start_run(parts, nodes, o, where)
   run.where = where
   run.replay = function(outcome)
     if outcome.status ~= "committed" then return Tr.replay(outcome) end
-    local st = outcome.store or {}
-    return unpack(st, 1, table.maxn and table.maxn(st) or #st)
+    local st, n = outcome.store or {}, 0
+    for k in pairs(st) do
+      if type(k) == "number" and k > n then n = k end
+    end
+    return unpack(st, 1, n)
   end
   local function body(r)
     r.store, r.failed, r.body_ran, r.flat_failed = {}, nil, true, nil
