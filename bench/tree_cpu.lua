@@ -117,33 +117,15 @@ print(("client CPU ratio tree / raw libmongoc: %.2f (target <= 1.3); two client:
   :format(best.tree[1] / best.c[1], best.two[1] / best.c[1]))
 
 -- 2. instructions under callgrind
-local function have_valgrind()
-  local p = io.popen("command -v valgrind 2>/dev/null")
-  local out = p:read("*a")
-  p:close()
-  return out ~= ""
-end
-if os.getenv("XDBTX_BENCH_NO_CALLGRIND") or not have_valgrind() then
+local cg = require "callgrind"
+if os.getenv("XDBTX_BENCH_NO_CALLGRIND") or not cg.available() then
   print("instructions: skipped (no valgrind, or XDBTX_BENCH_NO_CALLGRIND is set)")
   return
 end
 local CG_N = 300
-local tmp = os.tmpname()
 local lua = os.getenv("LUA") or "lua5.4"
 local paths = ("package.path=%q; package.cpath=%q"):format(package.path, package.cpath)
-local function instructions(cmd)
-  local ok = os.execute(("valgrind --tool=callgrind --callgrind-out-file=%q %s >/dev/null 2>&1"):format(tmp, cmd))
-  local f = ok and io.open(tmp)
-  local text = f and f:read("*a") or ""
-  if f then f:close() end
-  os.remove(tmp)
-  local n = tonumber(text:match("\nsummary: (%d+)") or text:match("\ntotals: (%d+)"))
-  if not n then error("callgrind failed: " .. cmd, 0) end
-  return n
-end
-local function per_round(make_cmd)
-  return (instructions(make_cmd(CG_N)) - instructions(make_cmd(0))) / CG_N
-end
+local function per_round(make_cmd) return cg.per_run(make_cmd, CG_N) end
 local script = arg and arg[0] or "bench/tree_cpu.lua"
 local function lua_cmd(side)
   return function(n) return ("%s -e %q %q inner %s %d"):format(lua, paths, script, side, n) end

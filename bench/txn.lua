@@ -160,28 +160,20 @@ do
 end
 
 -- 4. instructions
-if os.getenv("XDBTX_BENCH_CALLGRIND") == "1" and os.execute("command -v valgrind >/dev/null 2>&1") then
-  local function instructions(cmd)
-    local tmp = os.tmpname()
-    os.execute(("valgrind --tool=callgrind --callgrind-out-file=%q %s >/dev/null 2>&1"):format(tmp, cmd))
-    local f = io.open(tmp)
-    local text = f and f:read("a") or ""
-    if f then f:close() end
-    os.remove(tmp)
-    local n = tonumber(text:match("\nsummary: (%d+)") or text:match("\ntotals: (%d+)"))
-    if not n then error("callgrind failed: " .. cmd, 0) end
-    return n
-  end
+local cg = require "callgrind"
+if os.getenv("XDBTX_BENCH_CALLGRIND") == "1" and cg.available() then
   local N = 200
   local lua = os.getenv("LUA") or "lua5.4"
   local lpath = "-e 'package.path=\"./lua/?.lua;./bench/lib/?.lua;\"..package.path;" ..
     " package.cpath=\"./build/5.4/?.so;\"..package.cpath'"
   for _, k in ipairs { 3, 30 } do
     local n = N // (k // 3)
-    local function side_lua(m) return instructions(("%s %s bench/txn.lua inner %d small %d"):format(lua, lpath, k, m)) end
-    local function side_c(m) return instructions(("%q %q %d txn_c %d %q"):format(bin, uri, m, k, FILES.small)) end
-    local l = (side_lua(n) - side_lua(0)) / n
-    local c = (side_c(n) - side_c(0)) / n
+    local l = cg.per_run(function(m)
+      return ("%s %s bench/txn.lua inner %d small %d"):format(lua, lpath, k, m)
+    end, n)
+    local c = cg.per_run(function(m)
+      return ("%q %q %d txn_c %d %q"):format(bin, uri, m, k, FILES.small)
+    end, n)
     print(("instructions per %d-operation transaction (callgrind, small document): xdbtx %.0f, raw libmongoc %.0f, ratio %.2f")
       :format(k, l, c, l / c))
   end

@@ -69,6 +69,19 @@ function Cl.check(v)
   return nil
 end
 
+-- The Clients of the list v (safe proxies unwrapped), or raise naming the
+-- first entry that is not one.
+function Cl.check_list(v, where)
+  local out = {}
+  for i = 1, #v do
+    out[i] = Cl.check(v[i])
+    if not out[i] then
+      argerror(("%s: clients[%d] must be an xdbtx Client, got %s"):format(where, i, type(v[i])))
+    end
+  end
+  return out
+end
+
 -- Two Client objects of the same pool (same URI and options) are equal.
 function Client.__eq(a, b) return a._id == b._id end
 

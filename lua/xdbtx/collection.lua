@@ -110,14 +110,9 @@ local function add_hook(self, when, op, fn)
   l[#l + 1] = fn
   hooks.n = hooks.n + 1
   return function()
-    for i = #l, 1, -1 do
-      if l[i] == fn then
-        table.remove(l, i)
-        hooks.n = hooks.n - 1
-        return true
-      end
-    end
-    return false
+    if not U.remove(l, fn) then return false end
+    hooks.n = hooks.n - 1
+    return true
   end
 end
 
@@ -159,25 +154,31 @@ function Collection:__tostring()
   return "xdbtx.Collection (" .. self._core:database() .. "." .. self._core:name() .. ")"
 end
 
+-- What every operation starts with: check self, take `session` out of the
+-- options and resolve the session it runs in. -> client, core collection,
+-- core session (nil/false: none), Lua Session (or nil), options. The
+-- per-operation path allocates nothing of its own: no options table (opts
+-- nil) goes straight to the ambient session.
+local function prepare(self, opts, where)
+  if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
+  local client = self._client
+  if opts == nil then
+    local cs, ws = ambient(client, where)
+    return client, self._core, cs, ws, nil
+  end
+  local o, sarg = split(opts, where)
+  local cs, ws = route(client, sarg, where)
+  return client, self._core, cs, ws, o
+end
+
 -- Operations with one argument before opts: (filter|doc|pipeline, opts).
--- The per-operation path allocates nothing of its own: no options table
--- (opts nil) goes straight to the ambient session; hooks and command
--- listeners are looked at only when some exist (xdbtx.monitor also applies
--- a json_null client's option).
+-- Hooks and command listeners are looked at only when some exist
+-- (xdbtx.monitor also applies a json_null client's option).
 local function op1(method, hook)
   local where = "collection:" .. method
   local f -- the core method, looked up once
   return function(self, a, opts)
-    if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
-    local client, c = self._client, self._core
-    local cs, ws, o
-    if opts == nil then
-      cs, ws = ambient(client, where)
-    else
-      local sarg
-      o, sarg = split(opts, where)
-      cs, ws = route(client, sarg, where)
-    end
+    local client, c, cs, ws, o = prepare(self, opts, where)
     f = f or c[method]
     if hook and self._hooks.n > 0 and has_hooks(self, hook) then
       run_hooks(self, "before", hook, a, ws)
@@ -195,16 +196,7 @@ local function op2(method, hook)
   local where = "collection:" .. method
   local f
   return function(self, a, b, opts)
-    if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
-    local client, c = self._client, self._core
-    local cs, ws, o
-    if opts == nil then
-      cs, ws = ambient(client, where)
-    else
-      local sarg
-      o, sarg = split(opts, where)
-      cs, ws = route(client, sarg, where)
-    end
+    local client, c, cs, ws, o = prepare(self, opts, where)
     f = f or c[method]
     if hook and self._hooks.n > 0 and has_hooks(self, hook) then
       run_hooks(self, "before", hook, a, b, ws)
@@ -221,11 +213,7 @@ end
 local function op0(method)
   local where = "collection:" .. method
   return function(self, opts)
-    if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
-    local o, sarg = split(opts, where)
-    local client = self._client
-    local cs = route(client, sarg, where)
-    local c = self._core
+    local client, c, cs, _, o = prepare(self, opts, where)
     return monitored(client, c[method], c, cs, o)
   end
 end
@@ -233,11 +221,7 @@ end
 local function cursor_op(method)
   local where = "collection:" .. method
   return function(self, a, opts)
-    if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
-    local o, sarg = split(opts, where)
-    local client = self._client
-    local cs = route(client, sarg, where)
-    local c = self._core
+    local client, c, cs, _, o = prepare(self, opts, where)
     local cur = new_cursor(client, monitored(client, c[method], c, cs, a, o))
     -- the 4th value is the generic for's to-be-closed value (Lua 5.4)
     return cur, nil, nil, cur
@@ -293,12 +277,7 @@ end
 -- insert's after hook gets { inserted_id = id }; the others get the bulk's
 -- result (the server counts per bulk, not per request).
 function Collection:bulk_write(requests, opts)
-  local where = "collection:bulk_write"
-  if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
-  local o, sarg = split(opts, where)
-  local client = self._client
-  local cs, ws = route(client, sarg, where)
-  local c = self._core
+  local client, c, cs, ws, o = prepare(self, opts, "collection:bulk_write")
   if not (has_hooks(self, "insert") or has_hooks(self, "update") or has_hooks(self, "replace")
     or has_hooks(self, "delete")) or type(requests) ~= "table" then
     return monitored(client, c.bulk_write, c, cs, requests, o)
@@ -330,11 +309,7 @@ end
 
 function Collection:insert_many(docs, opts)
   local where = "collection:insert_many"
-  if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
-  local o, sarg = split(opts, where)
-  local client = self._client
-  local cs, ws = route(client, sarg, where)
-  local c = self._core
+  local client, c, cs, ws, o = prepare(self, opts, where)
   if not has_hooks(self, "insert") then
     return monitored(client, c.insert_many, c, cs, docs, o)
   end

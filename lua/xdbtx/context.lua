@@ -28,21 +28,26 @@ function C.current()
   return contexts[running()]
 end
 
+-- Mark the sessions ctx holds as held by v (the context, or nil).
+local function mark(ctx, v)
+  local one, list = ctx.session, ctx.list
+  if one then
+    one._ctx = v
+  elseif list then
+    for i = 1, #list do list[i]._ctx = v end
+  else
+    for _, s in pairs(ctx.sessions) do
+      if s then s._ctx = v end
+    end
+  end
+end
+
 -- Make ctx the running coroutine's context (its parent is the previous
 -- one); its sessions are marked as held by it. Returns the coroutine key.
 function C.enter(ctx)
   local co = running()
   ctx.parent = contexts[co]
-  local list = ctx.list
-  if ctx.session then
-    ctx.session._ctx = ctx
-  elseif list then
-    for i = 1, #list do list[i]._ctx = ctx end
-  else
-    for _, s in pairs(ctx.sessions) do
-      if s then s._ctx = ctx end
-    end
-  end
+  mark(ctx, ctx)
   contexts[co] = ctx
   return co
 end
@@ -50,16 +55,7 @@ end
 -- Restore the parent context of co.
 function C.leave(ctx, co)
   contexts[co] = ctx.parent
-  local list = ctx.list
-  if ctx.session then
-    ctx.session._ctx = nil
-  elseif list then
-    for i = 1, #list do list[i]._ctx = nil end
-  else
-    for _, s in pairs(ctx.sessions) do
-      if s then s._ctx = nil end
-    end
-  end
+  mark(ctx, nil)
 end
 
 -- xdbtx.in_transaction() -> boolean

@@ -51,12 +51,7 @@ function E.on(event, fn)
   end
   if type(fn) ~= "function" then U.argerror("xdbtx.on: listener must be a function") end
   ls[#ls + 1] = fn
-  return function()
-    for i = #ls, 1, -1 do
-      if ls[i] == fn then table.remove(ls, i) return true end
-    end
-    return false
-  end
+  return function() return U.remove(ls, fn) end
 end
 
 return E

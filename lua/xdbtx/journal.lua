@@ -111,6 +111,11 @@ end
 -- The journal of one run
 --------------------------------------------------------------------------
 
+-- The journal of a run that xdbtx.recover finishes (coll checked already).
+function J.attach(coll, where)
+  return setmetatable({ coll = coll, where = where }, Journal)
+end
+
 -- Check the journal options of a run (before anything is sent).
 function J.open(coll, run, where)
   coll = C.real(coll)

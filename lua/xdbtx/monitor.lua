@@ -84,17 +84,12 @@ function Mon.on_command(client, fn)
   ls[#ls + 1] = fn
   local core_client = client._core
   return function()
-    for i = #ls, 1, -1 do
-      if ls[i] == fn then
-        table.remove(ls, i)
-        if #ls == 0 and command_listeners[id] == ls then
-          command_listeners[id] = nil
-          core_client:monitor(false)
-        end
-        return true
-      end
+    if not U.remove(ls, fn) then return false end
+    if #ls == 0 and command_listeners[id] == ls then
+      command_listeners[id] = nil
+      core_client:monitor(false)
     end
-    return false
+    return true
   end
 end
 

@@ -27,7 +27,7 @@ local U = require "xdbtx.util"
 local C = require "xdbtx.context"
 local Cl = require "xdbtx.client"
 local Col = require "xdbtx.collection"
-local T = require "xdbtx.transaction"
+local A = require "xdbtx.attempt"
 local O = require "xdbtx.outcome"
 local J = require "xdbtx.journal"
 local Tr = require "xdbtx.tree"
@@ -82,17 +82,10 @@ local function lease(journal, doc, token)
   return got ~= nil
 end
 
--- Recovered node list: from the tree when given (names, clients), else from
--- the journal's participants.
-local function recovered_nodes(doc, tree_nodes)
+-- The run's nodes when no tree was given: from the journal's participants
+-- (paths and client ids only), in tree order.
+local function journalled_nodes(doc)
   local nodes = {}
-  if tree_nodes then
-    for i, nd in ipairs(tree_nodes) do
-      nodes[i] = { path = nd.path, name = nd.name, client = nd.client._id, depth = nd.depth,
-                   tree_node = nd }
-    end
-    return nodes
-  end
   for _, p in ipairs(doc.participants or {}) do
     for _, path in ipairs(p.paths or {}) do
       local depth = select(2, path:gsub("%.", ""))
@@ -111,58 +104,10 @@ local function recovered_nodes(doc, tree_nodes)
   return nodes
 end
 
--- Run the compensations of the "committed" nodes, newest first, each at
--- most once (the marker), in a transaction of its own (or, in saga mode,
--- with no session).
-local function compensate(journal, doc, nodes, store, saga, timeout)
-  local begun, done = {}, {}
-  for _, p in ipairs(doc.saga_compensating or {}) do begun[p] = true end
-  for _, p in ipairs(doc.saga_compensated or {}) do done[p] = true end
-  for i = #nodes, 1, -1 do
-    local n = nodes[i]
-    local nd = n.tree_node
-    if n.state == "committed" then
-      if nd == nil then
-        n.error = xerror("compensate", "journal", "xdbtx.recover: no tree named " ..
-          U.show(doc.name) .. " was given, so node " .. n.path .. " cannot be compensated")
-      elseif nd.compensate then
-        local ok, err
-        if saga then
-          if done[n.path] then
-            ok = true
-          elseif begun[n.path] then
-            ok, err = false, xerror("compensate", "journal", "xdbtx.recover: the compensation of node " ..
-              n.path .. " began before the crash and did not end; it is not run again (at most once)" ..
-              " and may or may not have been applied")
-          else
-            journal:update_one({ _id = doc._id }, { ["$push"] = { saga_compensating = n.path } }, MAJORITY)
-            local held = {}
-            for _, p in ipairs(doc.participants or {}) do held[p.client] = false end
-            held[nd.client._id] = false
-            local ctx = { kind = "saga", sessions = held }
-            local co = C.enter(ctx)
-            ok, err = pcall(nd.compensate, store, nil)
-            C.leave(ctx, co)
-            if ok then
-              journal:update_one({ _id = doc._id }, { ["$push"] = { saga_compensated = n.path } }, MAJORITY)
-            end
-          end
-        else
-          ok, err = pcall(T.quiet_transaction, nd.client,
-            J.compensation_body(journal, doc._id, nd, store, nd.compensate), timeout)
-        end
-        if ok then
-          n.state = "compensated"
-        else
-          n.state = "compensation_failed"
-          n.error = err
-        end
-      end
-    end
-  end
-end
-
-local function settle_transaction(journal, doc, tree_nodes, cache, opts)
+-- The states the journal and the markers give the nodes of a transaction
+-- run; true when something committed and something did not (then the
+-- committed nodes are to be compensated).
+local function transaction_states(journal, doc, nodes, cache)
   local parts = doc.participants or {}
   -- end every transaction the dead coordinator held, then read the markers
   for _, p in ipairs(parts) do kill(client_for(cache, p.uri), p.lsid) end
@@ -180,7 +125,6 @@ local function settle_transaction(journal, doc, tree_nodes, cache, opts)
   else
     all = false
   end
-  local nodes = recovered_nodes(doc, tree_nodes)
   local by_path = {}
   for k, p in ipairs(parts) do
     for _, path in ipairs(p.paths or {}) do by_path[path] = k end
@@ -189,24 +133,34 @@ local function settle_transaction(journal, doc, tree_nodes, cache, opts)
     local k = by_path[n.path]
     n.state = (k and committed[k]) and "committed" or "aborted"
   end
-  if any and not all then
-    local store = J.store_from_doc(doc.store, tree_nodes or {})
-    compensate(journal, doc, nodes, store, false, opts.timeout or doc.timeout or 120)
-  end
-  return nodes
+  return any and not all
 end
 
-local function settle_saga(journal, doc, tree_nodes, opts)
-  local nodes = recovered_nodes(doc, tree_nodes)
-  local completed = {}
+-- The states of a saga run's nodes; compensations it had begun and ended
+-- are done, begun and not ended are not run again (at most once). Always
+-- true: whatever completed is to be compensated.
+local function saga_states(doc, nodes)
+  local completed, begun, done = {}, {}, {}
   for _, p in ipairs(doc.saga_done or {}) do completed[p] = true end
+  for _, p in ipairs(doc.saga_compensating or {}) do begun[p] = true end
+  for _, p in ipairs(doc.saga_compensated or {}) do done[p] = true end
   for _, n in ipairs(nodes) do
-    -- the node that was running when the coordinator died may have written
-    n.state = completed[n.path] and "committed" or n.path == doc.saga_running and "failed" or "aborted"
+    local path = n.path
+    if done[path] then
+      n.state = "compensated"
+    elseif begun[path] then
+      n.state = "compensation_failed"
+      n.error = xerror("compensate", "journal", "xdbtx.recover: the compensation of node " .. path ..
+        " began before the crash and did not end; it is not run again (at most once) and may or" ..
+        " may not have been applied")
+    elseif completed[path] then
+      n.state = "committed"
+    else
+      -- the node that was running when the coordinator died may have written
+      n.state = path == doc.saga_running and "failed" or "aborted"
+    end
   end
-  local store = J.store_from_doc(doc.store, tree_nodes or {})
-  compensate(journal, doc, nodes, store, true, opts.timeout)
-  return nodes
+  return true
 end
 
 -- Settle one journal document; returns its outcome (or nil when another
@@ -216,15 +170,32 @@ local function settle(journal, doc, trees, cache, opts, token)
   local tree = tree_of(trees, doc.name, doc)
   local tree_nodes
   if tree then tree_nodes = Tr.flatten(tree, "xdbtx.recover: trees[" .. U.show(doc.name) .. "]") end
-  local nodes
-  if doc.mode == "saga" then
-    nodes = settle_saga(journal, doc, tree_nodes, opts)
-  else
-    nodes = settle_transaction(journal, doc, tree_nodes, cache, opts)
+  local nodes = tree_nodes or journalled_nodes(doc)
+  local saga = doc.mode == "saga"
+  local undo
+  if saga then undo = saga_states(doc, nodes) else undo = transaction_states(journal, doc, nodes, cache) end
+  local store = J.store_from_doc(doc.store, tree_nodes)
+  if undo and tree_nodes then
+    local held = {}
+    if saga then
+      for _, p in ipairs(doc.participants or {}) do held[p.client] = false end
+      for _, nd in ipairs(tree_nodes) do held[nd.client._id] = false end
+    end
+    Tr.compensate_nodes {
+      id = doc._id, ev_tree = doc._id, nodes = tree_nodes, store = store, saga = saga,
+      saga_sessions = held, journal = J.attach(journal, "xdbtx.recover"),
+      timeout = opts.timeout or doc.timeout or A.DEFAULT_TIMEOUT,
+    }
+  elseif undo then
+    for _, n in ipairs(nodes) do
+      if n.state == "committed" then
+        n.error = xerror("compensate", "journal", "xdbtx.recover: no tree named " ..
+          U.show(doc.name) .. " was given, so node " .. n.path .. " cannot be compensated")
+      end
+    end
   end
-  for _, n in ipairs(nodes) do n.tree_node = nil end
-  local outcome = O.new { id = doc._id, name = doc.name, nodes = nodes, attempts = doc.attempt or 1,
-                          store = J.store_from_doc(doc.store, tree_nodes), recovered = true }
+  local outcome = O.new { id = doc._id, name = doc.name, nodes = Tr.node_list(nodes),
+                          attempts = doc.attempt or 1, store = store, recovered = true }
   journal:update_one({ _id = doc._id }, {
     ["$set"] = { stage = "done", outcome = J.outcome_doc(outcome), finished = J.now_date(),
                  recovered = { at = J.now_date() } },

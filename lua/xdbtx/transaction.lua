@@ -32,14 +32,20 @@ local Client, Session = Cl.Client, S.Session
 local listeners = Mon.listeners
 local TRANSIENT = A.TRANSIENT
 
--- A standalone server has no transactions: say so before any command.
-local function check_topology(client, where)
+-- The client's topology, asked once (by server selection) and kept on the
+-- Client object once it is known.
+function T.topology(client)
   local t = client._topology
   if t == nil then
     t = client._core:topology()
     if t ~= "unknown" then client._topology = t end
   end
-  if t == "standalone" then
+  return t
+end
+
+-- A standalone server has no transactions: say so before any command.
+local function check_topology(client, where)
+  if T.topology(client) == "standalone" then
     raise("connect", "transaction", where .. ": " .. client._id .. " is a standalone server, which has no" ..
       " transactions (they need a replica set or a sharded cluster); on a standalone server run the" ..
       " work as a transaction tree in mode = \"saga\" (xdbtx.run(tree, { mode = \"saga\" })): each" ..
@@ -254,13 +260,7 @@ function T.sandbox(client, fn, opts)
   if Cl.check(client) then
     clients = { Cl.check(client) }
   elseif type(client) == "table" and #client > 0 then
-    clients, multi = {}, true
-    for i = 1, #client do
-      clients[i] = Cl.check(client[i])
-      if not clients[i] then
-        argerror(("%s: clients[%d] must be an xdbtx Client, got %s"):format(where, i, type(client[i])))
-      end
-    end
+    clients, multi = Cl.check_list(client, where), true
   else
     argerror(where .. ": expected a Client or a list of Clients, got " .. type(client))
   end

@@ -226,18 +226,23 @@ local function close_run(run)
   end
 end
 
-local function node_list(run)
+-- The outcome's nodes: { path, name, client (its id), state, error, depth }.
+local function node_list(nodes)
   local out = {}
-  for i, nd in ipairs(run.nodes) do
-    out[i] = { path = nd.path, name = nd.name, client = nd.client._id, state = nd.state,
-               error = nd.error, depth = nd.depth }
+  for i, nd in ipairs(nodes) do
+    local c = nd.client
+    out[i] = { path = nd.path, name = nd.name, client = type(c) == "table" and c._id or c,
+               state = nd.state, error = nd.error, depth = nd.depth }
   end
   return out
 end
+Tr.node_list = node_list
 
 -- Run the compensations of the nodes whose state is "committed" (and that
 -- have one), newest first, each in a transaction of its own (transaction
--- mode) or with no session (saga mode), given the store.
+-- mode) or with no session (saga mode), given the store. Used by
+-- xdbtx.recover too, with a run made from the journal: run.nodes, store,
+-- saga, saga_sessions (saga mode), journal, id, timeout, sleep, ev_tree.
 local function compensate(run)
   local journal = run.journal
   for i = #run.nodes, 1, -1 do
@@ -288,7 +293,7 @@ Tr.compensate_nodes = compensate
 -- or raise. `err` (nil when committed) is the error to raise.
 local function conclude(run, err, reason)
   local outcome = O.new {
-    id = run.id, name = run.name, nodes = node_list(run), store = run.store,
+    id = run.id, name = run.name, nodes = node_list(run.nodes), store = run.store,
     attempts = run.attempt or 1, error = err,
   }
   if run.journal then run.journal:finish(run, outcome) end
@@ -428,12 +433,7 @@ end
 local function check_standalone(parts, where)
   for _, p in ipairs(parts) do
     local c = p.client
-    local t = c._topology
-    if t == nil then
-      t = c._core:topology()
-      if t ~= "unknown" then c._topology = t end
-    end
-    if t == "standalone" then
+    if T.topology(c) == "standalone" then
       raise("connect", "transaction", where .. ": " .. c._id .. " is a standalone server, which has" ..
         " no transactions; pass mode = \"saga\" to run the tree without them (each write applied at" ..
         " once, compensations on failure)")
@@ -600,9 +600,7 @@ function Tr.transaction(clients, fn, opts)
   local o = run_options(opts, where)
   if o.saga then argerror(where .. ": option 'mode' = \"saga\" is for xdbtx.run (trees with compensations)") end
   local nodes = {}
-  for i = 1, #clients do
-    local c = Cl.check(clients[i])
-    if not c then argerror(("%s: clients[%d] must be an xdbtx Client, got %s"):format(where, i, type(clients[i]))) end
+  for i, c in ipairs(Cl.check_list(clients, where)) do
     nodes[i] = { path = tostring(i), client = c, depth = 0, part = false, state = false }
   end
   local parts = participants(nodes)
@@ -632,5 +630,5 @@ function Tr.transaction(clients, fn, opts)
   return run_transaction(run, body, flat_finish)
 end
 
-Tr.flatten, Tr.participants, Tr.commit_order, Tr.compensate = flatten, participants, commit_order, compensate
+Tr.flatten, Tr.participants, Tr.commit_order = flatten, participants, commit_order
 return Tr

@@ -53,6 +53,18 @@ function U.show(v)
   return tostring(v)
 end
 
+-- Remove the last fn from list; true when it was there (the unsubscribe
+-- functions of listeners and hooks).
+function U.remove(list, fn)
+  for i = #list, 1, -1 do
+    if list[i] == fn then
+      table.remove(list, i)
+      return true
+    end
+  end
+  return false
+end
+
 -- Raise for a method called with '.' instead of ':' (self is not a `kind`).
 function U.bad_self(where, kind, self)
   U.argerror(("%s: expected %s as self, got %s (did you call it with '.' instead of ':'?)"):format(
