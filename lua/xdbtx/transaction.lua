@@ -136,13 +136,12 @@ UserRun.__index = UserRun
 
 -- A one-cluster run, which is also the context it enters (one table, small:
 -- the fixed parts are in its metatable).
-local function new_run(kind, client, session, owned, fn, topts, timeout, sleep)
+local function new_run(client, session, owned, fn, topts, timeout, sleep)
   session._owned = owned
   local run = setmetatable({
     cid = client._id, session = session, fn = fn, timeout = timeout,
     topts = topts, sleep = sleep or client._sleep,
   }, owned and OwnRun or UserRun)
-  if kind ~= "transaction" then run.kind = kind end
   run.co = C.enter(run)
   return run
 end
@@ -172,7 +171,7 @@ function Client:transaction(fn, opts)
   local c = self._core
   local cs
   if listeners[self._id] == nil then cs = c:start_session() else cs = Mon.monitored(self, c.start_session, c) end
-  return A.loop(new_run("transaction", self, S.new(self, cs), true, fn, topts, timeout, sleep))
+  return A.loop(new_run(self, S.new(self, cs), true, fn, topts, timeout, sleep))
 end
 
 -- session:with_transaction(fn, opts): the same loop on a session of your
@@ -190,7 +189,7 @@ function Session:with_transaction(fn, opts)
     raise("state", "state", "session:with_transaction: another transaction is running in this coroutine")
   end
   check_topology(self._client, "session:with_transaction")
-  return A.loop(new_run("transaction", self._client, self, false, fn, topts, timeout, sleep))
+  return A.loop(new_run(self._client, self, false, fn, topts, timeout, sleep))
 end
 
 -- fn(session) in a transaction of its own on client, with the retry rules of
@@ -199,7 +198,7 @@ end
 function T.quiet_transaction(client, fn, timeout, sleep)
   local c = client._core
   local session = S.new(client, Mon.monitored(client, c.start_session, c))
-  local run = new_run("transaction", client, session, true, fn, nil, timeout, sleep)
+  local run = new_run(client, session, true, fn, nil, timeout, sleep)
   run.quiet = true
   return A.loop(run)
 end
