@@ -126,13 +126,37 @@ describe("codec: corrupt input #luajit", function()
       "abcdefghXabcdefgh", "abcdefghYabcdefgh" }
     for i = 1, 1500 do l[#l + 1] = string.format("%x", i * 7919 % 65536) end
     for i = 1, 300 do l[#l + 1] = string.char(65 + i % 26, 97 + math.floor(i / 26) % 26) end
-    d = x.decode(x.encode({ l = l }))
-    for i = 1, #l do assert.equal(l[i], d.l[i]) end
-    for i = 1, #l do l[i] = l[i] .. "-key" end
+    -- the cache compares strings of up to 8 bytes as one word: every
+    -- length, and strings that differ only in their last byte, in one byte
+    -- read by both halves of the word, or in trailing NULs
+    for n = 1, 17 do
+      local s = string.rep("q", n)
+      l[#l + 1] = s
+      l[#l + 1] = s:sub(1, -2) .. "r"
+      if n >= 6 then l[#l + 1] = s:sub(1, n - 5) .. "r" .. s:sub(n - 3) end
+    end
+    for _, s in ipairs({ "a\0", "a", "\0", "\0\0\0", "abc\0", "abc", "" }) do
+      l[#l + 1] = s
+    end
+    for n = 0, 38 do l[#l + 1] = "ab" .. string.rep("\0", n) end
+    -- many words alike in their first half (cache sets are shared by many)
+    for i = 1, 3000 do l[#l + 1] = string.format("abcd%04x", i) end
+    for i = 1, 300 do l[#l + 1] = string.format("abcd%03x", i) end
+    local bytes = x.encode({ l = l })
+    for _ = 1, 2 do -- the second time from the cache
+      d = x.decode(bytes)
+      for i = 1, #l do assert.equal(l[i], d.l[i]) end
+    end
     local t = {}
-    for i = 1, #l do t[l[i]] = i end
-    d = x.decode(x.encode(t))
-    for i = 1, #l do assert.equal(t[l[i]], d[l[i]]) end
+    for i = 1, #l do
+      if not l[i]:find("\0") then t[l[i]], t[l[i] .. "-key"] = i, -i end
+    end
+    bytes = x.encode(t)
+    for _ = 1, 2 do
+      d = x.decode(bytes)
+      for k, v in pairs(t) do assert.equal(v, d[k], k) end
+      for k in pairs(d) do assert.truthy(t[k], k) end
+    end
   end)
 
   it("a level beyond the element arena (65536) decodes too", function()

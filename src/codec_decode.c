@@ -33,6 +33,7 @@
 
 typedef struct {
    const char *p; /* the bytes of the cached Lua string, or NULL */
+   uint64_t w;    /* their first word (first_word) */
    uint32_t len;
 } dec_str_t;
 
@@ -41,7 +42,8 @@ typedef struct {
    size_t cap; /* allocated elements */
    size_t max; /* growth limit */
    int busy;
-   dec_str_t sc[STR_CACHE];
+   dec_str_t sc[2 * STR_CACHE];
+   uint8_t victim[STR_CACHE];
 } dec_arena_t;
 
 #define ARENA_FIRST 256 /* elements allocated at first use */
@@ -93,6 +95,7 @@ push_text (dec_t *d, const char *s, uint32_t n, bool ascii, bool nul_ok)
    lua_State *L = d->L;
    dec_str_t *c;
    const char *p;
+   uint64_t w;
    unsigned h;
 
    if (!d->scache || n > STR_CACHE_LEN) {
@@ -102,10 +105,15 @@ push_text (dec_t *d, const char *s, uint32_t n, bool ascii, bool nul_ok)
       lua_pushlstring (L, s, n);
       return true;
    }
-   h = str_hash (s, n);
+   w = first_word (s, n);
+   h = 2 * str_hash (s, n, w);
    c = &d->a->sc[h];
-   if (c->len == n && c->p && same_short (c->p, s, n)) {
+   if (c->w == w && c->len == n && (n <= 8 || same_short (c->p, s, n))) {
       lua_rawgeti (L, d->scache, (lua_Integer) h + 1);
+      return true;
+   }
+   if (c[1].w == w && c[1].len == n && (n <= 8 || same_short (c[1].p, s, n))) {
+      lua_rawgeti (L, d->scache, (lua_Integer) h + 2);
       return true;
    }
    if (!ascii && !codec_text_ok (s, n, nul_ok)) {
@@ -117,9 +125,13 @@ push_text (dec_t *d, const char *s, uint32_t n, bool ascii, bool nul_ok)
    lua_pushlstring (L, s, n);
    p = lua_tostring (L, -1);
 #endif
+   h += d->a->victim[h / 2];
+   d->a->victim[h / 2] ^= 1;
    lua_pushvalue (L, -1);
    lua_rawseti (L, d->scache, (lua_Integer) h + 1); /* a slot that exists: cannot raise */
+   c = &d->a->sc[h];
    c->p = p;
+   c->w = w;
    c->len = n;
    return true;
 }
@@ -281,19 +293,30 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
    }
    /* walk 1: count and check every element, keeping what fits, then
     * counting the rest */
-   for (p = data + 4; p < end; n++) {
-      if (d->top == d->a->cap && !arena_grow (d)) {
-         break;
+   {
+      elem_t *el = d->a->el;
+      size_t top = base, cap = d->a->cap;
+
+      for (p = data + 4; p < end; n++) {
+         if (top == cap) {
+            d->top = top;
+            if (!arena_grow (d)) {
+               break;
+            }
+            el = d->a->el;
+            cap = d->a->cap;
+         }
+         p = next_elem (p, end, &el[top]);
+         if (!p) {
+            d->top = base;
+            return dec_fail (d, depth, "corrupt BSON in the element after #%d", n);
+         }
+         top++;
       }
-      p = next_elem (p, end, &d->a->el[d->top]);
-      if (!p) {
-         d->top = base;
-         return dec_fail (d, depth, "corrupt BSON in the element after #%d", n);
-      }
-      d->top++;
+      d->top = top;
    }
    for (rest = p; p < end; n++) {
-      p = next_elem (p, end, &e);
+      p = next_elem_cold (p, end, &e);
       if (!p) {
          d->top = base;
          return dec_fail (d, depth, "corrupt BSON in the element after #%d", n);
@@ -315,7 +338,7 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
          if ((size_t) i < kept) {
             ep = &d->a->el[base + (size_t) i];
          } else {
-            rest = next_elem (rest, end, &e);
+            rest = next_elem_cold (rest, end, &e);
             ep = &e;
          }
          d->pkey[level] = NULL;
@@ -340,7 +363,7 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
       if ((size_t) i < kept) {
          ep = &d->a->el[base + (size_t) i];
       } else {
-         rest = next_elem (rest, end, &e);
+         rest = next_elem_cold (rest, end, &e);
          ep = &e;
       }
       if (!push_text (d, ep->key, ep->klen, ep->ascii, false)) {
@@ -506,7 +529,7 @@ xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err)
       codec_error (err, "decode", "doc: cannot decode this value");
    } else {
       data = bson_get_data (&tmp);
-      if (!next_elem (data + 4, data + tmp.len - 1, &e)) {
+      if (!next_elem_cold (data + 4, data + tmp.len - 1, &e)) {
          codec_error (err, "decode", "doc: corrupt value");
       } else {
          dec_init (&d, L, 0, err);
@@ -601,12 +624,15 @@ codec_open_decode (lua_State *L, int module_idx)
       int i;
       dec_arena_t *a = (dec_arena_t *) lua_newuserdatauv (L, sizeof *a, 1);
       memset (a, 0, sizeof *a);
+      for (i = 0; i < 2 * STR_CACHE; i++) {
+         a->sc[i].len = UINT32_MAX; /* empty: matches no string */
+      }
       lua_newtable (L);
       lua_pushcfunction (L, arena_gc);
       lua_setfield (L, -2, "__gc");
       lua_setmetatable (L, -2);
-      lua_createtable (L, STR_CACHE, 0); /* every slot exists, so setting one never allocates */
-      for (i = 1; i <= STR_CACHE; i++) {
+      lua_createtable (L, 2 * STR_CACHE, 0); /* every slot exists, so setting one never allocates */
+      for (i = 1; i <= 2 * STR_CACHE; i++) {
          lua_pushboolean (L, 0);
          lua_rawseti (L, -2, i);
       }

@@ -42,7 +42,7 @@ get64 (const uint8_t *p)
 
 /* Parse the element at p (its type byte), which must end at or before end
  * (the document's closing NUL). Returns the byte after it, or NULL. */
-static const uint8_t *
+static CODEC_INLINE const uint8_t *
 next_elem (const uint8_t *p, const uint8_t *end, elem_t *e)
 {
    const uint8_t *z;
@@ -176,28 +176,66 @@ key_end:
    return rem >= fixed ? p + fixed : NULL;
 }
 
+/* next_elem out of line, for the rarely taken paths. */
+static CODEC_NOINLINE const uint8_t *
+next_elem_cold (const uint8_t *p, const uint8_t *end, elem_t *e)
+{
+   return next_elem (p, end, e);
+}
+
 #define STR_CACHE 256 /* entries of the decoder's string cache, a power of two */
 
-/* Slot of s[0..n) in the string cache (s[n] is readable: a NUL). */
-static inline unsigned
-str_hash (const char *s, uint32_t n)
+/* The first min(n, 8) bytes of s[0..n) as a little-endian word, the
+ * other bytes zero (s[n] is readable: a NUL), without a call: keys of up
+ * to eight bytes are then compared as one word. */
+static CODEC_INLINE uint64_t
+first_word (const char *s, uint32_t n)
 {
-   uint32_t a, b;
+   uint64_t w;
+   uint32_t u, v;
+   uint16_t h;
 
-   if (n >= 4) {
-      memcpy (&a, s, 4);
-      memcpy (&b, s + n - 4, 4);
-   } else {
-      a = (uint32_t) (unsigned char) s[0] | (uint32_t) (unsigned char) s[n ? n - 1 : 0] << 8;
-      b = n;
+   switch (n) {
+   case 0:
+      return 0;
+   case 1:
+      return (unsigned char) s[0];
+   case 2:
+      memcpy (&h, s, 2);
+      return BSON_UINT16_FROM_LE (h);
+   case 3: /* s[3] is the NUL */
+      memcpy (&u, s, 4);
+      return BSON_UINT32_FROM_LE (u);
+   case 4:
+   case 5:
+   case 6:
+   case 7: /* two overlapping 4-byte words */
+      memcpy (&u, s, 4);
+      memcpy (&v, s + n - 4, 4);
+      return BSON_UINT32_FROM_LE (u) | (uint64_t) BSON_UINT32_FROM_LE (v) << (8 * (n - 4));
+   default:
+      memcpy (&w, s, 8);
+      return BSON_UINT64_FROM_LE (w);
    }
-   a = (a ^ n) * 0x9E3779B1u + b * 0x85EBCA77u;
-   return (a >> 24) & (STR_CACHE - 1);
+}
+
+/* Slot in the string cache of s[0..n), whose first word is w. */
+static CODEC_INLINE unsigned
+str_hash (const char *s, uint32_t n, uint64_t w)
+{
+   uint64_t h = (w ^ n) * UINT64_C (0x9E3779B97F4A7C15);
+
+   if (n > 8) {
+      uint64_t t;
+      memcpy (&t, s + n - 8, 8);
+      h += t * UINT64_C (0xC2B2AE3D27D4EB4F);
+   }
+   return (unsigned) (h >> 56) & (STR_CACHE - 1);
 }
 
 /* a[0..n) == b[0..n), for short n, without a call. Both may be read up to
  * a[n] (a NUL follows each: BSON keys and strings, and Lua strings). */
-static inline bool
+static CODEC_INLINE bool
 same_short (const char *a, const char *b, uint32_t n)
 {
    uint64_t x, y;
