@@ -240,4 +240,22 @@ describe("clients and collections against the test server", function()
     assert.are.equal("insert", started[1].command_name)
     assert.are.equal(DB, started[1].database_name)
   end)
+
+  -- Command callbacks are set on a client only while its pool has a
+  -- listener (libmongoc 1.23), else on the whole pool (XDBTX_POOL_APM=1):
+  -- either way a late listener sees the next commands of a session and a
+  -- cursor that already hold their clients (spec/monitor/late_listener.lua).
+  for _, mode in ipairs { "per client", "whole pool" } do
+    it("a listener sees the next commands of clients already held (" .. mode .. ")", function()
+      local lua = rawget(_G, "jit") and (os.getenv("LUAJIT") or "luajit") or (os.getenv("LUA") or "lua5.4")
+      local cmd = ("%s%s -e %q spec/monitor/late_listener.lua %q %q 2>&1"):format(
+        mode == "whole pool" and "XDBTX_POOL_APM=1 " or "", lua,
+        ("package.path=%q..package.path; package.cpath=%q"):format("./lua/?.lua;", package.cpath),
+        env.uri(), DB)
+      local p = assert(io.popen(cmd))
+      local out = p:read("a")
+      p:close()
+      assert.are.equal("insert commitTransaction getMore killCursors aggregate\n", out)
+    end)
+  end
 end)

@@ -6,9 +6,11 @@
  * freed. The libmongoc pool behind an entry is made on first use and made
  * again in a forked child, whose copy of the parent's pool is abandoned:
  * destroying it would talk on the parent's sockets and join threads that do
- * not exist here. APM callbacks are installed on every pool before its first
- * pop; they only copy events into a bounded queue and never call out, so no
- * Lua ever runs inside libmongoc. mongoc_cleanup is never called.
+ * not exist here. APM callbacks only copy events into a bounded queue and
+ * never call out, so no Lua ever runs inside libmongoc. They are set on a
+ * client only while its pool monitors (see xdbtx_pool_apm_sync), or, with a
+ * libmongoc where that cannot be done, on every pool before its first pop.
+ * mongoc_cleanup is never called.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@ struct xdbtx_pool_t {
    mongoc_client_pool_t *mpool;   /* NULL until first use; guarded by reg_lock */
    pid_t pid;                     /* the process that made mpool */
    int monitoring;                /* read with __atomic by the APM callbacks */
+   mongoc_apm_callbacks_t *cbs;   /* the command callbacks, made with the pool */
    int out;                       /* clients popped and not pushed (__atomic) */
    int max_size;                  /* maxPoolSize of the URI */
    pthread_mutex_t qlock;         /* guards the event queue */
@@ -40,6 +43,20 @@ static bool log_on;
 /* getpid() is a system call in glibc >= 2.25 and the fork checks ask for it
  * on every operation: keep it here, refreshed in the child by pthread_atfork. */
 static pid_t cached_pid;
+
+/* libmongoc builds every command's events before it calls out (about 6k
+ * instructions a command, nearly a fifth of what xdbtx adds to a
+ * transaction), so callbacks are set on a client only while its pool
+ * monitors. The public setter refuses pooled clients; the one libmongoc
+ * itself uses when a pool makes a client is exported, and in 1.23 (checked
+ * in its code) it only copies the callbacks into a pooled client. It is
+ * used with that version, found at load time (weak: NULL without it);
+ * otherwise the callbacks stay set on the whole pool, as before. */
+extern bool _mongoc_client_set_apm_callbacks_private (mongoc_client_t *client,
+                                                      mongoc_apm_callbacks_t *callbacks,
+                                                      void *context) __attribute__ ((weak));
+
+static bool per_client_apm; /* set once by init_process */
 
 static void
 log_handler (mongoc_log_level_t level, const char *domain, const char *message, void *data)
@@ -90,6 +107,9 @@ init_process (void)
    log_on = env && env[0] && strcmp (env, "0") != 0;
    mongoc_log_set_handler (log_handler, NULL);
    mongoc_init ();
+   per_client_apm = _mongoc_client_set_apm_callbacks_private != NULL &&
+                    mongoc_get_major_version () == 1 && mongoc_get_minor_version () == 23 &&
+                    !(env = getenv ("XDBTX_POOL_APM"), env && env[0] && strcmp (env, "0") != 0);
    __atomic_store_n (&cached_pid, getpid (), __ATOMIC_RELAXED);
    pthread_atfork (fork_prepare, fork_release, fork_child);
 }
@@ -101,6 +121,16 @@ xdbtx_init (void)
 }
 
 /* ---- command monitoring ------------------------------------------------ */
+
+
+void
+xdbtx_pool_apm_sync (xdbtx_pool_t *pool, mongoc_client_t *client)
+{
+   if (per_client_apm && client) {
+      bool on = __atomic_load_n (&pool->monitoring, __ATOMIC_RELAXED) != 0;
+      (void) _mongoc_client_set_apm_callbacks_private (client, on ? pool->cbs : NULL, pool);
+   }
+}
 
 static void
 queue_event (xdbtx_pool_t *p, xdbtx_event_t *ev)
@@ -444,7 +474,6 @@ static mongoc_client_pool_t *
 current_pool (xdbtx_pool_t *p, xdbtx_error_t *err)
 {
    pid_t pid = xdbtx_getpid ();
-   mongoc_apm_callbacks_t *cbs;
    bson_error_t error;
 
    if (p->mpool && p->pid == pid) {
@@ -467,12 +496,15 @@ current_pool (xdbtx_pool_t *p, xdbtx_error_t *err)
    }
    p->pid = pid;
    mongoc_client_pool_set_error_api (p->mpool, MONGOC_ERROR_API_VERSION_2);
-   cbs = mongoc_apm_callbacks_new ();
-   mongoc_apm_set_command_started_cb (cbs, on_started);
-   mongoc_apm_set_command_succeeded_cb (cbs, on_succeeded);
-   mongoc_apm_set_command_failed_cb (cbs, on_failed);
-   mongoc_client_pool_set_apm_callbacks (p->mpool, cbs, p);
-   mongoc_apm_callbacks_destroy (cbs);
+   if (!p->cbs) {
+      p->cbs = mongoc_apm_callbacks_new ();
+      mongoc_apm_set_command_started_cb (p->cbs, on_started);
+      mongoc_apm_set_command_succeeded_cb (p->cbs, on_succeeded);
+      mongoc_apm_set_command_failed_cb (p->cbs, on_failed);
+   }
+   if (!per_client_apm) {
+      mongoc_client_pool_set_apm_callbacks (p->mpool, p->cbs, p);
+   }
    return p->mpool;
 }
 
@@ -491,6 +523,7 @@ xdbtx_pool_pop (xdbtx_pool_t *pool, xdbtx_error_t *err)
    client = mongoc_client_pool_pop (mp);
    if (client) {
       __atomic_add_fetch (&pool->out, 1, __ATOMIC_RELAXED);
+      xdbtx_pool_apm_sync (pool, client);
    } else {
       xdbtx_error_set (err, MONGOC_ERROR_CLIENT, 0, "connect",
                        "no free client in the pool of '%s' within %d ms (max_pool_size %d): "

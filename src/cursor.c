@@ -63,9 +63,18 @@ free_buffer (xdbtx_cursor_t *cur)
    }
 }
 
+/* The client the cursor's commands run on: its own, or its session's. */
+static mongoc_client_t *
+cursor_client (const xdbtx_cursor_t *cur)
+{
+   return cur->borrowed ? cur->borrowed : cur->session ? cur->session->client : NULL;
+}
+
 void
 xdbtx_cursor_close (xdbtx_cursor_t *cur)
 {
+   mongoc_client_t *client = cursor_client (cur);
+
    unlink_cursor (cur);
    free_buffer (cur);
    cur->drained = false;
@@ -76,6 +85,9 @@ xdbtx_cursor_close (xdbtx_cursor_t *cur)
       return;
    }
    if (cur->mc) {
+      if (client) {
+         xdbtx_pool_apm_sync (cur->pool, client); /* killCursors may be sent */
+      }
       mongoc_cursor_destroy (cur->mc);
       cur->mc = NULL;
    }
@@ -155,6 +167,7 @@ xdbtx_cursor_next (xdbtx_cursor_t *cur, bool *failed, xdbtx_error_t *err)
       *failed = true;
       return NULL;
    }
+   xdbtx_pool_apm_sync (cur->pool, cursor_client (cur));
    if (mongoc_cursor_next (cur->mc, &doc)) {
       if (cur->borrowed && mongoc_cursor_get_id (cur->mc) == 0) {
          return drain (cur, doc);

@@ -58,6 +58,7 @@ xdbtx_session_destroy (xdbtx_session_t *s)
       xdbtx_cursor_close (s->cursors);
    }
    if (mongoc_client_session_in_transaction (s->cs)) {
+      xdbtx_pool_apm_sync (s->pool, s->client);
       (void) mongoc_client_session_abort_transaction (s->cs, NULL);
    }
    mongoc_client_session_destroy (s->cs);
@@ -141,6 +142,7 @@ xdbtx_session_commit (xdbtx_session_t *s, xdbtx_error_t *err)
    if (!xdbtx_session_usable (s, err)) {
       return false;
    }
+   xdbtx_pool_apm_sync (s->pool, s->client);
    ok = mongoc_client_session_commit_transaction (s->cs, &reply, &error);
    if (!ok) {
       xdbtx_error_from_mongoc (err, &error, &reply, "commit");
@@ -157,6 +159,7 @@ xdbtx_session_abort (xdbtx_session_t *s, xdbtx_error_t *err)
    if (!xdbtx_session_usable (s, err)) {
       return false;
    }
+   xdbtx_pool_apm_sync (s->pool, s->client);
    if (!mongoc_client_session_abort_transaction (s->cs, &error)) {
       xdbtx_error_from_mongoc (err, &error, NULL, "abort");
       return false;
@@ -231,6 +234,7 @@ xdbtx_op_begin (xdbtx_op_t *op,
          xdbtx_op_end (op);
          return false;
       }
+      xdbtx_pool_apm_sync (pool, s->client);
       op->client = s->client;
       return true;
    }

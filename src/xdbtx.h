@@ -182,6 +182,12 @@ typedef struct xdbtx_event_t {
 
 void xdbtx_pool_monitor (xdbtx_pool_t *pool, bool on);
 
+/* Give client (popped from pool) the command callbacks when pool monitors,
+ * none when it does not (a no-op where libmongoc keeps them on the whole
+ * pool). Pops do it; so does every command on a client held for a while (a
+ * session's, a cursor's), so a listener sees it from its next command. */
+void xdbtx_pool_apm_sync (xdbtx_pool_t *pool, mongoc_client_t *client);
+
 /* Take every recorded event, oldest first; the caller owns the list and
  * frees it with xdbtx_events_free. *dropped gets how many were lost. */
 xdbtx_event_t *xdbtx_pool_drain (xdbtx_pool_t *pool, uint32_t *dropped);
