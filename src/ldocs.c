@@ -34,6 +34,47 @@ xdbtx_encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot, const cha
    return with_id;
 }
 
+/* The value at idx is a table that can only encode as a document: no
+ * metatable (xdbtx.array_mt would make it an array) and no [1]. */
+static bool
+plain_document (lua_State *L, int idx)
+{
+   bool doc;
+
+   if (lua_type (L, idx) != LUA_TTABLE) {
+      return false;
+   }
+   if (lua_getmetatable (L, idx)) {
+      lua_pop (L, 1);
+      return false;
+   }
+   doc = lua_rawgeti (L, idx, 1) == LUA_TNIL;
+   lua_pop (L, 1);
+   return doc;
+}
+
+/* An update document must be $-operators only, and not empty: an empty
+ * one, or plain fields, would make the server replace the whole document. */
+static void
+check_operators (lua_State *L, const bson_t *upd, const char *fname)
+{
+   bson_iter_t it;
+
+   if (bson_empty (upd)) {
+      xdbtx_argerror (L, fname, "update must not be empty (an empty document would erase "
+                      "every field of the matched document)");
+   }
+   bson_iter_init (&it, upd);
+   while (bson_iter_next (&it)) {
+      if (bson_iter_key (&it)[0] != '$') {
+         xdbtx_argerror (L, fname,
+                         "update must be a document of $-operators, got key '%s' (to replace "
+                         "the whole document use replace_one or find_one_and_replace)",
+                         bson_iter_key (&it));
+      }
+   }
+}
+
 /* Encode an update into sc->doc[slot] and return it: a non-empty document
  * of $-operators, or a non-empty pipeline (a list of stage documents, which
  * libmongoc takes as a document with keys "0", "1", ...). Anything else
@@ -52,6 +93,12 @@ xdbtx_encode_update (lua_State *L, int idx, lscratch_t *sc, int slot, const char
    if (lua_type (L, idx) != LUA_TTABLE && lua_type (L, idx) != LUA_TUSERDATA) {
       xdbtx_argerror (L, fname, "update must be a table, got %s", luaL_typename (L, idx));
    }
+   if (plain_document (L, idx)) { /* the usual case: encoded in place */
+      xdbtx_encode_or_raise (L, idx, wrap, fname, "update");
+      check_operators (L, wrap, fname);
+      return wrap;
+   }
+   /* it may be a pipeline: the codec tells, encoding it as a field */
    xdbtx_error_init (&err);
    if (!xdbtx_codec_append (L, idx, wrap, "update", 6, &err)) {
       xdbtx_error_prefix (&err, "%s", fname);
@@ -74,23 +121,20 @@ xdbtx_encode_update (lua_State *L, int idx, lscratch_t *sc, int slot, const char
                       pipeline ? "pipeline" : "document",
                       pipeline ? "change nothing" : "erase every field of the matched document");
    }
+   if (!pipeline) {
+      check_operators (L, upd, fname);
+      return upd;
+   }
    bson_iter_init (&it, upd);
    while (bson_iter_next (&it)) {
-      if (pipeline && !BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
          xdbtx_argerror (L, fname, "update pipeline stage [%d] must be a document",
                          atoi (bson_iter_key (&it)) + 1);
       }
-      if (pipeline) {
-         bson_iter_recurse (&it, &child);
-         if (!bson_iter_next (&child) || bson_iter_key (&child)[0] != '$') {
-            xdbtx_argerror (L, fname, "update pipeline stage [%d] must be a stage such as "
-                            "{ [\"$set\"] = ... }", atoi (bson_iter_key (&it)) + 1);
-         }
-      } else if (bson_iter_key (&it)[0] != '$') {
-         xdbtx_argerror (L, fname,
-                         "update must be a document of $-operators, got key '%s' (to replace "
-                         "the whole document use replace_one or find_one_and_replace)",
-                         bson_iter_key (&it));
+      bson_iter_recurse (&it, &child);
+      if (!bson_iter_next (&child) || bson_iter_key (&child)[0] != '$') {
+         xdbtx_argerror (L, fname, "update pipeline stage [%d] must be a stage such as "
+                         "{ [\"$set\"] = ... }", atoi (bson_iter_key (&it)) + 1);
       }
    }
    return upd;
