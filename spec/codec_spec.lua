@@ -154,6 +154,18 @@ describe("codec: values both ways #luajit", function()
     assert.equal(1, d.c[2].n)
   end)
 
+  it("a document's _id is written first; an ordered document keeps its order", function()
+    local t = { _id = 7 }
+    for i = 1, 40 do t["k" .. i] = i end
+    local b = x.encode(t)
+    assert.equal("\16_id\0", b:sub(5, 9))
+    assert.equal(7, x.decode(b)._id)
+    assert.equal(41, #x.decode(b, { ordered = true }))
+    local o = x.encode(x.ordered { { "a", 1 }, { "_id", 2 } })
+    assert.equal("\16a\0", o:sub(5, 7))
+    assert.equal('{ "a" : 1, "_id" : 2 }', x.to_json(x.decode(o, { ordered = true })))
+  end)
+
   -- the decoder ignores array keys, so only the bytes can show them
   it("array index keys are \"0\" .. \"n-1\" past 9, 99, 999 and 9999", function()
     local n = 10002

@@ -175,6 +175,10 @@ enc_fields (enc_t *e, int idx, int mode, size_t n, int depth)
             return enc_fail (e, depth - 1, "non-string key (%s) in a document", luaL_typename (L, -2));
          }
          k = lua_tolstring (L, -2, &kl); /* checked as it is written (w_elem) */
+         if (depth == 1 && e->id_done && kl == 3 && memcmp (k, "_id", 3) == 0) {
+            lua_pop (L, 1);
+            continue;
+         }
          e->pkey[depth] = k;
          e->plen[depth] = kl;
          if (!enc_value (e, k, (int) kl, depth)) {
@@ -508,6 +512,7 @@ enc_init (enc_t *e, lua_State *L, int box_idx, xdbtx_error_t *err)
 
    e->L = L;
    e->err = err;
+   e->id_done = false;
    codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
    e->array_mt = lua_gettop (L);
    codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
@@ -597,6 +602,20 @@ enc_top (enc_t *e, int idx)
       return false;
    }
    e->w->len = 4;
+   /* a table's _id goes first, where the server keeps it: finding it (for
+    * inserted_id, and libmongoc's own look for it) is then one step */
+   if (mode == T_DOC) {
+      lua_pushliteral (L, "_id");
+      if (lua_rawget (L, idx) != LUA_TNIL) {
+         e->pkey[1] = "_id";
+         e->plen[1] = 3;
+         if (!enc_value (e, "_id", 3, 1)) {
+            return false;
+         }
+         e->id_done = true;
+      }
+      lua_pop (L, 1);
+   }
    return enc_fields (e, idx, mode, n, 1) && w_close (e, 0, 0) && enc_check_size (e);
 }
 

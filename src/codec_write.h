@@ -34,6 +34,7 @@ typedef struct {
    const void *seen[CODEC_MAX_DEPTH + 2];      /* tables on the current path */
    const char *pkey[CODEC_MAX_DEPTH + 2];      /* path: key at each level, or NULL */
    size_t plen[CODEC_MAX_DEPTH + 2];           /* ... its length, or the 1-based index */
+   bool id_done;                               /* the top level's _id was written first */
 } enc_t;
 
 /* Defined in codec_encode.c. Fill e->err with "<path up to depth>:

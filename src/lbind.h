@@ -211,6 +211,8 @@ void xdbtx_push_value (lua_State *L, const bson_value_t *v);
 
 /* ---- argument documents (ldocs.c) -------------------------------------- */
 
+/* Point it at the _id of doc; false if doc has none. */
+bool xdbtx_find_id (const bson_t *doc, bson_iter_t *it);
 /* Encode the document at idx into sc->doc[slot] with an _id (a new
  * ObjectId first when it had none); returns the final document, which stays
  * owned by sc (sc->doc[slot]). */

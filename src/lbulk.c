@@ -176,7 +176,7 @@ push_result (lua_State *L, const bson_t *reply, const xdbtx_bulk_req_t *reqs, si
       if (!ok && ordered && left-- <= 0) {
          break;
       }
-      bson_iter_init_find (&it, reqs[i].doc, "_id");
+      xdbtx_find_id (reqs[i].doc, &it);
       xdbtx_push_value (L, bson_iter_value (&it));
       lua_rawseti (L, -2, (lua_Integer) i + 1);
    }

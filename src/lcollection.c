@@ -109,7 +109,7 @@ coll_insert_one (lua_State *L)
    }
    bson_destroy (&reply);
    lua_createtable (L, 0, 1);
-   bson_iter_init_find (&it, doc, "_id");
+   xdbtx_find_id (doc, &it);
    xdbtx_push_value (L, bson_iter_value (&it));
    lua_setfield (L, -2, "inserted_id");
    xdbtx_scratch_free (sc);
@@ -169,7 +169,7 @@ coll_insert_many (lua_State *L)
    bson_destroy (&reply);
    lua_createtable (L, (int) n, 0);
    for (i = 0; i < n; i++) {
-      bson_iter_init_find (&it, sc->many[i], "_id");
+      xdbtx_find_id (sc->many[i], &it);
       xdbtx_push_value (L, bson_iter_value (&it));
       lua_rawseti (L, -2, (int) (i + 1));
    }
@@ -190,6 +190,7 @@ update (lua_State *L, xdbtx_update_kind_t kind, unsigned method, const char *fna
    bson_t *opts = xdbtx_scratch_doc (sc, 2), reply;
    xdbtx_error_t err;
    bson_iter_t it;
+   int64_t matched = 0, modified = 0;
 
    xdbtx_encode_or_raise (L, 3, filter, fname, "filter");
    upd = kind == XDBTX_REPLACE_ONE ? xdbtx_encode_replacement (L, 4, sc, 1, fname)
@@ -200,17 +201,28 @@ update (lua_State *L, xdbtx_update_kind_t kind, unsigned method, const char *fna
       return xdbtx_raise_with (L, sc, &reply, &err);
    }
    xdbtx_scratch_free (sc);
+   /* libmongoc's reply has the counts and upsertedId: one pass */
    lua_createtable (L, 0, 3);
-   xdbtx_push_count (L, &reply, "matchedCount", "matched_count");
-   xdbtx_push_count (L, &reply, "modifiedCount", "modified_count");
-   if (bson_iter_init_find (&it, &reply, "upsertedId")) {
-      xdbtx_error_init (&err);
-      if (!xdbtx_codec_push_value (L, bson_iter_value (&it), &err)) {
-         bson_destroy (&reply);
-         return xdbtx_lua_raise (L, &err);
+   bson_iter_init (&it, &reply);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      if (strcmp (k, "upsertedId") == 0) {
+         xdbtx_error_init (&err);
+         if (!xdbtx_codec_push_value (L, bson_iter_value (&it), &err)) {
+            bson_destroy (&reply);
+            return xdbtx_lua_raise (L, &err);
+         }
+         lua_setfield (L, -2, "upserted_id");
+      } else if (strcmp (k, "matchedCount") == 0 && BSON_ITER_HOLDS_NUMBER (&it)) {
+         matched = bson_iter_as_int64 (&it);
+      } else if (strcmp (k, "modifiedCount") == 0 && BSON_ITER_HOLDS_NUMBER (&it)) {
+         modified = bson_iter_as_int64 (&it);
       }
-      lua_setfield (L, -2, "upserted_id");
    }
+   lua_pushinteger (L, (lua_Integer) matched);
+   lua_setfield (L, -2, "matched_count");
+   lua_pushinteger (L, (lua_Integer) modified);
+   lua_setfield (L, -2, "modified_count");
    bson_destroy (&reply);
    return 1;
 }

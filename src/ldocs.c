@@ -9,8 +9,22 @@
  * xdbtx.Error objects; what they build lives in the caller's scratch box.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "lbind.h"
+
+bool
+xdbtx_find_id (const bson_t *doc, bson_iter_t *it)
+{
+   const uint8_t *d = bson_get_data (doc);
+
+   /* the codec writes a table's _id first; an ordered document may have it
+    * anywhere */
+   if (doc->len > 9 && memcmp (d + 5, "_id", 4) == 0) {
+      return bson_iter_init (it, doc) && bson_iter_next (it);
+   }
+   return bson_iter_init_find (it, doc, "_id");
+}
 
 /* Encode the document at idx into sc->doc[slot]; make sure it has an _id
  * (a new ObjectId first when it had none) and return the final document. */
@@ -22,7 +36,7 @@ xdbtx_encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot, const cha
    bson_oid_t oid;
 
    xdbtx_encode_or_raise (L, idx, doc, fname, "document");
-   if (bson_iter_init_find (&it, doc, "_id")) {
+   if (xdbtx_find_id (doc, &it)) {
       return doc;
    }
    with_id = bson_sized_new (doc->len + 17);

@@ -158,7 +158,8 @@ end
 -- options and resolve the session it runs in. -> client, core collection,
 -- core session (nil/false: none), Lua Session (or nil), options. The
 -- per-operation path allocates nothing of its own: no options table (opts
--- nil) goes straight to the ambient session.
+-- nil) goes straight to the ambient session (op1 and op2, the hot paths,
+-- do that part in place: a call less per operation).
 local function prepare(self, opts, where)
   if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
   local client = self._client
@@ -178,7 +179,14 @@ local function op1(method, hook)
   local where = "collection:" .. method
   local f -- the core method, looked up once
   return function(self, a, opts)
-    local client, c, cs, ws, o = prepare(self, opts, where)
+    local client, c, cs, ws, o
+    if opts == nil then -- prepare(), in place on the usual path
+      if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
+      client, c = self._client, self._core
+      cs, ws = ambient(client, where)
+    else
+      client, c, cs, ws, o = prepare(self, opts, where)
+    end
     f = f or c[method]
     if hook and self._hooks.n > 0 and has_hooks(self, hook) then
       run_hooks(self, "before", hook, a, ws)
@@ -196,7 +204,14 @@ local function op2(method, hook)
   local where = "collection:" .. method
   local f
   return function(self, a, b, opts)
-    local client, c, cs, ws, o = prepare(self, opts, where)
+    local client, c, cs, ws, o
+    if opts == nil then
+      if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
+      client, c = self._client, self._core
+      cs, ws = ambient(client, where)
+    else
+      client, c, cs, ws, o = prepare(self, opts, where)
+    end
     f = f or c[method]
     if hook and self._hooks.n > 0 and has_hooks(self, hook) then
       run_hooks(self, "before", hook, a, b, ws)

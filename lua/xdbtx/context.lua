@@ -22,6 +22,7 @@ local C = {}
 
 local running, raise, argerror, pack, unpack = U.running, U.raise, U.argerror, U.pack, U.unpack
 local Session, check_session, check_txn = S.Session, S.check, S.check_txn
+local co_running, MAIN = coroutine.running, U.MAIN
 local contexts = setmetatable({}, { __mode = "k" })
 
 function C.current()
@@ -111,7 +112,7 @@ C.held = held
 -- The ambient session of an operation on client that names none: ->
 -- core session (nil or false for none), Lua Session (or nil).
 local function ambient(client, where)
-  local ctx = contexts[running()]
+  local ctx = contexts[co_running() or MAIN]
   if ctx == nil then return nil, nil end
   local cid = client._id
   local ws

@@ -18,8 +18,10 @@ end
 
 local co_running = coroutine.running
 local MAIN = {} -- key of the main coroutine where running() returns nil (Lua 5.1/LuaJIT)
+U.MAIN = MAIN
 
--- The running coroutine, or a fixed key for the main one.
+-- The running coroutine, or a fixed key for the main one (hot paths write
+-- `coroutine.running() or U.MAIN` in place).
 function U.running()
   return co_running() or MAIN
 end
