@@ -403,11 +403,13 @@ arena_gc (lua_State *L)
 }
 
 /* Take the state's arena and push its string cache table (d->scache);
- * when an outer decode holds them, use none (no arena, no cache). */
-static void
+ * when an outer decode holds them, use none (no arena, no cache). Returns
+ * the stack slot of the arena box, 0 without one. */
+static int
 arena_take (dec_t *d, lua_State *L, dec_arena_t *none)
 {
    dec_arena_t *a;
+   int box = 0;
 
    codec_rawgetp (L, LUA_REGISTRYINDEX, &arena_key);
    a = (dec_arena_t *) lua_touserdata (L, -1);
@@ -421,12 +423,13 @@ arena_take (dec_t *d, lua_State *L, dec_arena_t *none)
    } else {
       a->busy = 1;
       a->max = ARENA_MAX;
-      lua_getuservalue (L, -1);
-      lua_replace (L, -2);
+      box = lua_gettop (L);
+      lua_getuservalue (L, box);
       d->scache = lua_gettop (L);
    }
    d->a = a;
    d->top = 0;
+   return box;
 }
 
 /* Give the arena back, keeping at most ARENA_KEEP elements. */
@@ -443,12 +446,39 @@ arena_give (dec_t *d)
    a->busy = 0;
 }
 
-/* Set up d for XDBTX_DECODE_* flags; pushes 2 or 3 values. */
+/* Set up d for XDBTX_DECODE_* flags, taking the arena; pushes up to 6
+ * values. Under Lua 5.4 the arena box also holds (as user values 2 to 4)
+ * the values every decode pushes: xdbtx.array_mt, xdbtx.null and the
+ * ordered metatable, for less than a registry lookup each. */
 static void
-dec_init (dec_t *d, lua_State *L, unsigned flags, xdbtx_error_t *err)
+dec_init (dec_t *d, lua_State *L, unsigned flags, xdbtx_error_t *err, dec_arena_t *none)
 {
+   int box = arena_take (d, L, none);
+   bool ordered = (flags & (XDBTX_DECODE_ORDERED | XDBTX_DECODE_EXACT)) != 0;
+
    d->L = L;
    d->err = err;
+   d->ordered_mt = 0;
+   d->exact = (flags & XDBTX_DECODE_EXACT) != 0;
+#if LUA_VERSION_NUM >= 504
+   if (box) {
+      lua_getiuservalue (L, box, 2);
+      d->array_mt = lua_gettop (L);
+      if (flags & XDBTX_DECODE_JSON_NULL) {
+         lua_pushlightuserdata (L, NULL);
+      } else {
+         lua_getiuservalue (L, box, 3);
+      }
+      d->null = lua_gettop (L);
+      if (ordered) {
+         lua_getiuservalue (L, box, 4);
+         d->ordered_mt = lua_gettop (L);
+      }
+      return;
+   }
+#else
+   (void) box;
+#endif
    codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
    d->array_mt = lua_gettop (L);
    if (flags & XDBTX_DECODE_JSON_NULL) {
@@ -457,9 +487,7 @@ dec_init (dec_t *d, lua_State *L, unsigned flags, xdbtx_error_t *err)
       codec_push_singleton (L, CODEC_NULL);
    }
    d->null = lua_gettop (L);
-   d->ordered_mt = 0;
-   d->exact = (flags & XDBTX_DECODE_EXACT) != 0;
-   if (flags & (XDBTX_DECODE_ORDERED | XDBTX_DECODE_EXACT)) {
+   if (ordered) {
       codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
       d->ordered_mt = lua_gettop (L);
    }
@@ -482,8 +510,7 @@ decode_data (lua_State *L, const uint8_t *data, size_t len, unsigned flags, xdbt
       codec_error (err, "decode", "doc: corrupt BSON (%zu bytes, bad length or terminator)", len);
       return false;
    }
-   dec_init (&d, L, flags, err);
-   arena_take (&d, L, &none);
+   dec_init (&d, L, flags, err, &none);
    ok = dec_table (&d, data, (uint32_t) len, false, 0);
    arena_give (&d);
    if (!ok) {
@@ -532,8 +559,7 @@ xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err)
       if (!next_elem_cold (data + 4, data + tmp.len - 1, &e)) {
          codec_error (err, "decode", "doc: corrupt value");
       } else {
-         dec_init (&d, L, 0, err);
-         arena_take (&d, L, &none);
+         dec_init (&d, L, 0, err, &none);
          ok = dec_value (&d, &e, 0);
          arena_give (&d);
       }
@@ -622,7 +648,7 @@ codec_open_decode (lua_State *L, int module_idx)
    codec_rawgetp (L, LUA_REGISTRYINDEX, &arena_key);
    if (lua_isnil (L, -1)) {
       int i;
-      dec_arena_t *a = (dec_arena_t *) lua_newuserdatauv (L, sizeof *a, 1);
+      dec_arena_t *a = (dec_arena_t *) lua_newuserdatauv (L, sizeof *a, 4);
       memset (a, 0, sizeof *a);
       for (i = 0; i < 2 * STR_CACHE; i++) {
          a->sc[i].len = UINT32_MAX; /* empty: matches no string */
@@ -637,6 +663,14 @@ codec_open_decode (lua_State *L, int module_idx)
          lua_rawseti (L, -2, i);
       }
       lua_setuservalue (L, -2);
+#if LUA_VERSION_NUM >= 504
+      codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
+      lua_setiuservalue (L, -2, 2);
+      codec_push_singleton (L, CODEC_NULL);
+      lua_setiuservalue (L, -2, 3);
+      codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
+      lua_setiuservalue (L, -2, 4);
+#endif
       codec_rawsetp (L, LUA_REGISTRYINDEX, &arena_key);
    }
    lua_pop (L, 1);

@@ -492,14 +492,23 @@ buf_gc (lua_State *L)
    return 0;
 }
 
+/* A buffer box; under Lua 5.4 its user values are the two metatables every
+ * encode looks at (xdbtx.array_mt, the ordered one), so the cached box
+ * brings them along for less than two registry lookups. */
 static codec_buf_t *
 buf_new (lua_State *L)
 {
-   codec_buf_t *w = (codec_buf_t *) lua_newuserdatauv (L, sizeof *w, 0);
+   codec_buf_t *w = (codec_buf_t *) lua_newuserdatauv (L, sizeof *w, 2);
 
    memset (w, 0, sizeof *w);
    codec_rawgetp (L, LUA_REGISTRYINDEX, &buf_mt_key);
    lua_setmetatable (L, -2);
+#if LUA_VERSION_NUM >= 504
+   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
+   lua_setiuservalue (L, -2, 1);
+   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
+   lua_setiuservalue (L, -2, 2);
+#endif
    return w;
 }
 
@@ -513,13 +522,22 @@ enc_init (enc_t *e, lua_State *L, int box_idx, xdbtx_error_t *err)
    e->L = L;
    e->err = err;
    e->id_done = false;
+   if (!w || w->busy) {
+      w = buf_new (L);
+      box_idx = lua_gettop (L);
+   }
+#if LUA_VERSION_NUM >= 504
+   lua_getiuservalue (L, box_idx, 1);
+   e->array_mt = lua_gettop (L);
+   lua_getiuservalue (L, box_idx, 2);
+   e->ordered_mt = lua_gettop (L);
+#else /* one user value (an environment table) under LuaJIT: the registry */
+   (void) box_idx;
    codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
    e->array_mt = lua_gettop (L);
    codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
    e->ordered_mt = lua_gettop (L);
-   if (!w || w->busy) {
-      w = buf_new (L);
-   }
+#endif
    w->busy = 1;
    w->len = 0;
    e->w = w;
@@ -606,7 +624,8 @@ enc_top (enc_t *e, int idx)
     * inserted_id, and libmongoc's own look for it) is then one step */
    if (mode == T_DOC) {
       lua_pushliteral (L, "_id");
-      if (lua_rawget (L, idx) != LUA_TNIL) {
+      lua_rawget (L, idx);
+      if (!lua_isnil (L, -1)) {
          e->pkey[1] = "_id";
          e->plen[1] = 3;
          if (!enc_value (e, "_id", 3, 1)) {

@@ -62,7 +62,8 @@ plain_document (lua_State *L, int idx)
       lua_pop (L, 1);
       return false;
    }
-   doc = lua_rawgeti (L, idx, 1) == LUA_TNIL;
+   lua_rawgeti (L, idx, 1);
+   doc = lua_isnil (L, -1);
    lua_pop (L, 1);
    return doc;
 }
