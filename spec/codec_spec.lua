@@ -160,7 +160,9 @@ describe("codec: values both ways #luajit", function()
     local b = x.encode(t)
     assert.equal("\16_id\0", b:sub(5, 9))
     assert.equal(7, x.decode(b)._id)
-    assert.equal(41, #x.decode(b, { ordered = true }))
+    local n = 0
+    for _ in pairs(x.decode(b)) do n = n + 1 end
+    assert.equal(41, n)
     local o = x.encode(x.ordered { { "a", 1 }, { "_id", 2 } })
     assert.equal("\16a\0", o:sub(5, 7))
     assert.equal('{ "a" : 1, "_id" : 2 }', x.to_json(x.decode(o, { ordered = true })))

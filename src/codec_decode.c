@@ -22,9 +22,12 @@
 /* The element arena holds the elements of the levels on the current path,
  * from each level's counting walk, for its building pass. The string cache
  * serves field names and short strings that repeat (in arrays of documents,
- * and from one reply to the next) for less than Lua's interning: slot h of
- * sc describes the string kept at index h + 1 of the box's user value (a
- * table, so the string stays alive and p stays valid). Both live in one
+ * and from one reply to the next) for less than Lua's interning: sets of
+ * two entries (a string hashes to set h, entries 2h and 2h + 1; a new one
+ * replaces them in turn), entry i describing the string kept at index
+ * i + 1 of the box's first user value (a table, so the string stays alive
+ * and p stays valid); strings of up to 8 bytes compare as one word, never
+ * touching the Lua string. Both live in one
  * userdata per Lua state (freed by __gc), busy while a decode uses it: a
  * decode nested in a finalizer runs without them (max 0: every level
  * walked twice, no cache). A memory error raised inside a decode leaves it
