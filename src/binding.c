@@ -176,31 +176,53 @@ xdbtx_scratch_free (lscratch_t *sc)
 {
    size_t i;
 
+   /* every call frees its box twice (once done, and when the box closes):
+    * what is already empty costs a test, not a library call */
    for (i = 0; i < XDBTX_SCRATCH_DOCS; i++) {
-      if (sc->cached && sc->doc[i] && sc->doc[i]->len <= XDBTX_SCRATCH_KEEP) {
-         bson_reinit (sc->doc[i]);
+      bson_t *d = sc->doc[i];
+      if (!d) {
          continue;
       }
-      bson_destroy (sc->doc[i]);
+      if (sc->cached && d->len <= XDBTX_SCRATCH_KEEP) {
+         if (d->len > 5) {
+            bson_reinit (d);
+         }
+         continue;
+      }
+      bson_destroy (d);
       sc->doc[i] = NULL;
    }
-   for (i = 0; i < sc->nmany; i++) {
-      bson_destroy (sc->many[i]);
+   if (sc->many) {
+      for (i = 0; i < sc->nmany; i++) {
+         bson_destroy (sc->many[i]);
+      }
+      bson_free (sc->many);
+      sc->many = NULL;
+      sc->nmany = sc->capmany = 0;
    }
-   bson_free (sc->many);
-   sc->many = NULL;
-   sc->nmany = sc->capmany = 0;
-   mongoc_read_prefs_destroy (sc->prefs);
-   sc->prefs = NULL;
-   mongoc_find_and_modify_opts_destroy (sc->fam);
-   sc->fam = NULL;
-   mongoc_transaction_opts_destroy (sc->txn);
-   sc->txn = NULL;
-   mongoc_session_opts_destroy (sc->sopts);
-   sc->sopts = NULL;
-   xdbtx_defaults_cleanup (&sc->defaults);
-   bson_free (sc->mem);
-   sc->mem = NULL;
+   if (sc->prefs) {
+      mongoc_read_prefs_destroy (sc->prefs);
+      sc->prefs = NULL;
+   }
+   if (sc->fam) {
+      mongoc_find_and_modify_opts_destroy (sc->fam);
+      sc->fam = NULL;
+   }
+   if (sc->txn) {
+      mongoc_transaction_opts_destroy (sc->txn);
+      sc->txn = NULL;
+   }
+   if (sc->sopts) {
+      mongoc_session_opts_destroy (sc->sopts);
+      sc->sopts = NULL;
+   }
+   if (sc->defaults.read_concern || sc->defaults.write_concern || sc->defaults.read_prefs) {
+      xdbtx_defaults_cleanup (&sc->defaults);
+   }
+   if (sc->mem) {
+      bson_free (sc->mem);
+      sc->mem = NULL;
+   }
 }
 
 /* __gc of a scratch box: frees what a call that raised left behind */
