@@ -45,8 +45,7 @@ static bool log_on;
 static pid_t cached_pid;
 
 /* libmongoc builds every command's events before it calls out (about 6k
- * instructions a command, nearly a fifth of what xdbtx adds to a
- * transaction), so callbacks are set on a client only while its pool
+ * instructions a command, a fifth of what xdbtx added to a transaction), so callbacks are set on a client only while its pool
  * monitors. The public setter refuses pooled clients; the one libmongoc
  * itself uses when a pool makes a client is exported, and in 1.23 (checked
  * in its code) it only copies the callbacks into a pooled client. It is
@@ -107,9 +106,10 @@ init_process (void)
    log_on = env && env[0] && strcmp (env, "0") != 0;
    mongoc_log_set_handler (log_handler, NULL);
    mongoc_init ();
+   env = getenv ("XDBTX_POOL_APM"); /* 1: callbacks on the whole pool, as before */
    per_client_apm = _mongoc_client_set_apm_callbacks_private != NULL &&
                     mongoc_get_major_version () == 1 && mongoc_get_minor_version () == 23 &&
-                    !(env = getenv ("XDBTX_POOL_APM"), env && env[0] && strcmp (env, "0") != 0);
+                    !(env && env[0] && strcmp (env, "0") != 0);
    __atomic_store_n (&cached_pid, getpid (), __ATOMIC_RELAXED);
    pthread_atfork (fork_prepare, fork_release, fork_child);
 }
@@ -121,7 +121,6 @@ xdbtx_init (void)
 }
 
 /* ---- command monitoring ------------------------------------------------ */
-
 
 void
 xdbtx_pool_apm_sync (xdbtx_pool_t *pool, mongoc_client_t *client)

@@ -183,7 +183,7 @@ next_elem_cold (const uint8_t *p, const uint8_t *end, elem_t *e)
    return next_elem (p, end, e);
 }
 
-#define STR_CACHE 256 /* entries of the decoder's string cache, a power of two */
+#define STR_CACHE 256 /* sets of the decoder's string cache (two entries each), a power of two */
 
 /* The first min(n, 8) bytes of s[0..n) as a little-endian word, the
  * other bytes zero (s[n] is readable: a NUL), without a call: keys of up
