@@ -337,6 +337,7 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
     * child can move the arena. */
    if (array) {
       lua_createtable (L, n, 0);
+      d->pkey[level] = NULL;
       for (i = 0; i < n; i++) {
          if ((size_t) i < kept) {
             ep = &d->a->el[base + (size_t) i];
@@ -344,7 +345,6 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
             rest = next_elem_cold (rest, end, &e);
             ep = &e;
          }
-         d->pkey[level] = NULL;
          d->plen[level] = (size_t) i + 1;
          if (!dec_value (d, ep, level)) {
             d->top = base;
@@ -357,12 +357,31 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
       lua_setmetatable (L, -2);
       return true;
    }
-   if (d->ordered_mt) {
-      lua_createtable (L, 2 * n, 0);
-   } else {
+   if (!d->ordered_mt) { /* the usual case: its own loop over the kept elements */
       lua_createtable (L, 0, n);
+      for (i = 0; (size_t) i < kept; i++) {
+         ep = &d->a->el[base + (size_t) i];
+         if (!push_text (d, ep->key, ep->klen, ep->ascii, false)) {
+            d->top = base;
+            return dec_fail (d, level - 1, "key is not valid UTF-8");
+         }
+         d->pkey[level] = ep->key;
+         d->plen[level] = ep->klen;
+         if (!dec_value (d, ep, level)) {
+            d->top = base;
+            return false;
+         }
+         lua_rawset (L, -3);
+      }
+      if ((size_t) n == kept) {
+         d->top = base;
+         return true;
+      }
+   } else {
+      lua_createtable (L, 2 * n, 0);
+      i = 0;
    }
-   for (i = 0; i < n; i++) {
+   for (; i < n; i++) {
       if ((size_t) i < kept) {
          ep = &d->a->el[base + (size_t) i];
       } else {
