@@ -20,13 +20,13 @@ local S = require "xdbtx.session"
 
 local C = {}
 
-local running, raise, argerror, pack, unpack = U.running, U.raise, U.argerror, U.pack, U.unpack
+local raise, argerror, pack, unpack = U.raise, U.argerror, U.pack, U.unpack
 local Session, check_session, check_txn = S.Session, S.check, S.check_txn
 local co_running, MAIN = coroutine.running, U.MAIN
 local contexts = setmetatable({}, { __mode = "k" })
 
 function C.current()
-  return contexts[running()]
+  return contexts[co_running() or MAIN]
 end
 
 -- Mark the sessions ctx holds as held by v (the context, or nil).
@@ -46,7 +46,7 @@ end
 -- Make ctx the running coroutine's context (its parent is the previous
 -- one); its sessions are marked as held by it. Returns the coroutine key.
 function C.enter(ctx)
-  local co = running()
+  local co = co_running() or MAIN
   ctx.parent = contexts[co]
   mark(ctx, ctx)
   contexts[co] = ctx
@@ -61,17 +61,17 @@ end
 
 -- xdbtx.in_transaction() -> boolean
 function C.in_transaction()
-  return contexts[running()] ~= nil
+  return contexts[co_running() or MAIN] ~= nil
 end
 
 -- xdbtx.bind(fn) -> function running fn in the caller's context, from any
 -- coroutine (for coroutines started inside a transaction).
 function C.bind(fn)
   if type(fn) ~= "function" then argerror("xdbtx.bind: expected a function") end
-  local ctx = contexts[running()]
+  local ctx = contexts[co_running() or MAIN]
   if ctx == nil then return fn end
   return function(...)
-    local co = running()
+    local co = co_running() or MAIN
     local saved = contexts[co]
     contexts[co] = ctx
     local r = pack(pcall(fn, ...))
