@@ -256,6 +256,19 @@ dec_value (dec_t *d, const elem_t *e, int depth)
    }
 }
 
+/* Push the key and the value of field e of a level-`level` document (its
+ * path entry set for the value's errors); false when either fails. */
+static CODEC_INLINE bool
+dec_field (dec_t *d, const elem_t *e, int level)
+{
+   if (!push_text (d, e->key, e->klen, e->ascii, false)) {
+      return dec_fail (d, level - 1, "key is not valid UTF-8");
+   }
+   d->pkey[level] = e->key;
+   d->plen[level] = e->klen;
+   return dec_value (d, e, level);
+}
+
 /* Room for one more element in the arena once grown (up to its max)? */
 static CODEC_NOINLINE bool
 arena_grow (dec_t *d)
@@ -360,14 +373,7 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
    if (!d->ordered_mt) { /* the usual case: its own loop over the kept elements */
       lua_createtable (L, 0, n);
       for (i = 0; (size_t) i < kept; i++) {
-         ep = &d->a->el[base + (size_t) i];
-         if (!push_text (d, ep->key, ep->klen, ep->ascii, false)) {
-            d->top = base;
-            return dec_fail (d, level - 1, "key is not valid UTF-8");
-         }
-         d->pkey[level] = ep->key;
-         d->plen[level] = ep->klen;
-         if (!dec_value (d, ep, level)) {
+         if (!dec_field (d, &d->a->el[base + (size_t) i], level)) {
             d->top = base;
             return false;
          }
@@ -388,13 +394,7 @@ dec_table (dec_t *d, const uint8_t *data, uint32_t len, bool array, int depth)
          rest = next_elem_cold (rest, end, &e);
          ep = &e;
       }
-      if (!push_text (d, ep->key, ep->klen, ep->ascii, false)) {
-         d->top = base;
-         return dec_fail (d, level - 1, "key is not valid UTF-8");
-      }
-      d->pkey[level] = ep->key;
-      d->plen[level] = ep->klen;
-      if (!dec_value (d, ep, level)) {
+      if (!dec_field (d, ep, level)) {
          d->top = base;
          return false;
       }
