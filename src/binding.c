@@ -642,5 +642,6 @@ luaopen_xdbtx_core (lua_State *L)
    luaL_newlib (L, funcs);
    xdbtx_lua_open_error (L, -1);
    xdbtx_codec_open (L, -1);
+   xdbtx_open_fast (L);
    return 1;
 }

@@ -171,10 +171,7 @@ int xdbtx_l_check_options (lua_State *L);
 void xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname,
                            const char *what);
 
-/* Register the Session / Collection+Cursor / commit-phase metatables
- * (lsession.c, lcollection.c, lcommit.c). */
-void xdbtx_open_session (lua_State *L);
-void xdbtx_open_collection (lua_State *L);
+/* Register the commit-phase metatable (lcommit.c). */
 void xdbtx_open_commit (lua_State *L);
 
 /* core.commit_all(sessions, parallel, deadline) (lcommit.c). */
@@ -191,6 +188,8 @@ void xdbtx_open_cursor (lua_State *L);
  * estimated_document_count, index methods and drop (ladmin.c). */
 void xdbtx_open_bulk (lua_State *L);
 void xdbtx_open_admin (lua_State *L);
+/* Add core.fast_method to the module table on top (lfast.c; Lua 5.4). */
+void xdbtx_open_fast (lua_State *L);
 /* Add regs to the method table (__index) of the registered metatable mt. */
 void xdbtx_add_methods (lua_State *L, const char *mt, const luaL_Reg *regs);
 

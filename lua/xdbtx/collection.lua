@@ -175,10 +175,20 @@ end
 -- Operations with one argument before opts: (filter|doc|pipeline, opts).
 -- Hooks and command listeners are looked at only when some exist
 -- (xdbtx.monitor also applies a json_null client's option).
+local fast_method, contexts = U.core.fast_method, C.contexts
+
+-- The method itself, or (Lua 5.4) the core's C closure that does what it
+-- does for the usual call (no options, no hooks, no listeners, the ambient
+-- session or none) and calls it for anything else (src/lfast.c).
+local function fast(method, arity, hook, fn)
+  if not fast_method then return fn end
+  return fast_method(method, arity, fn, Collection, contexts, listeners, hook)
+end
+
 local function op1(method, hook)
   local where = "collection:" .. method
   local f -- the core method, looked up once
-  return function(self, a, opts)
+  return fast(method, 1, hook, function(self, a, opts)
     local client, c, cs, ws, o
     if opts == nil then -- prepare(), in place on the usual path
       if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
@@ -196,14 +206,14 @@ local function op1(method, hook)
     end
     if listeners[client._id] == nil and not client._json_null then return f(c, cs, a, o) end
     return monitored(client, f, c, cs, a, o)
-  end
+  end)
 end
 
 -- Operations with two arguments before opts: (filter, update|doc, opts).
 local function op2(method, hook)
   local where = "collection:" .. method
   local f
-  return function(self, a, b, opts)
+  return fast(method, 2, hook, function(self, a, b, opts)
     local client, c, cs, ws, o
     if opts == nil then
       if getmetatable(self) ~= Collection then bad_self(where, "a Collection", self) end
@@ -221,7 +231,7 @@ local function op2(method, hook)
     end
     if listeners[client._id] == nil and not client._json_null then return f(c, cs, a, b, o) end
     return monitored(client, f, c, cs, a, b, o)
-  end
+  end)
 end
 
 -- Operations with options only: (opts).

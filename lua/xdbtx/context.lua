@@ -24,6 +24,7 @@ local raise, argerror, pack, unpack = U.raise, U.argerror, U.pack, U.unpack
 local Session, check_session, check_txn = S.Session, S.check, S.check_txn
 local co_running, MAIN = coroutine.running, U.MAIN
 local contexts = setmetatable({}, { __mode = "k" })
+C.contexts = contexts -- read by the core's fast Collection methods (src/lfast.c)
 
 function C.current()
   return contexts[co_running() or MAIN]
