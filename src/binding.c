@@ -144,10 +144,55 @@ xdbtx_push_pinned (lua_State *L, int ud)
 #endif
 }
 
+const char xdbtx_mt_keys[XDBTX_MTK_COUNT];
+
+static void
+push_mt (lua_State *L, int kind)
+{
+#if LUA_VERSION_NUM >= 502
+   lua_rawgetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
+#else
+   lua_pushlightuserdata (L, (void *) &xdbtx_mt_keys[kind]);
+   lua_rawget (L, LUA_REGISTRYINDEX);
+#endif
+}
+
+bool
+xdbtx_newmetatable (lua_State *L, const char *name, int kind)
+{
+   bool fresh = luaL_newmetatable (L, name) != 0;
+
+#if LUA_VERSION_NUM >= 502
+   lua_pushvalue (L, -1);
+   lua_rawsetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
+#else
+   lua_pushlightuserdata (L, (void *) &xdbtx_mt_keys[kind]);
+   lua_pushvalue (L, -2);
+   lua_rawset (L, LUA_REGISTRYINDEX);
+#endif
+   return fresh;
+}
+
+void *
+xdbtx_testudata (lua_State *L, int idx, int kind)
+{
+   void *p = lua_touserdata (L, idx);
+
+   if (!p || !lua_getmetatable (L, idx)) {
+      return NULL;
+   }
+   push_mt (L, kind);
+   if (!lua_rawequal (L, -1, -2)) {
+      p = NULL;
+   }
+   lua_pop (L, 2);
+   return p;
+}
+
 lclient_t *
 xdbtx_check_client (lua_State *L, int idx)
 {
-   lclient_t *c = luaL_testudata (L, idx, XDBTX_CLIENT_MT);
+   lclient_t *c = xdbtx_testudata (L, idx, XDBTX_MTK_CLIENT);
 
    if (!c) {
       xdbtx_argerror (L, "client method", "expected an xdbtx.Client as self, got %s",
@@ -225,11 +270,25 @@ xdbtx_scratch_free (lscratch_t *sc)
    }
 }
 
+/* The box a scratch metamethod got. Only the binding's own boxes carry
+ * the metatable, so a cheap check of size and mark does (it runs at the
+ * end of every call: the usual luaL_checkudata costs a string lookup). */
+static lscratch_t *
+scratch_arg (lua_State *L)
+{
+   lscratch_t *sc = lua_touserdata (L, 1);
+
+   if (!sc || lua_rawlen (L, 1) != sizeof *sc || sc->magic != XDBTX_SCRATCH_MAGIC) {
+      luaL_argerror (L, 1, "expected a scratch box");
+   }
+   return sc;
+}
+
 /* __gc of a scratch box: frees what a call that raised left behind */
 static int
 scratch_gc (lua_State *L)
 {
-   lscratch_t *sc = luaL_checkudata (L, 1, XDBTX_SCRATCH_MT);
+   lscratch_t *sc = scratch_arg (L);
 
    sc->cached = false;
    xdbtx_scratch_free (sc);
@@ -242,7 +301,7 @@ scratch_gc (lua_State *L)
 static int
 scratch_close (lua_State *L)
 {
-   lscratch_t *sc = luaL_checkudata (L, 1, XDBTX_SCRATCH_MT);
+   lscratch_t *sc = scratch_arg (L);
    bool keep = sc->cached;
 
    if (!lua_isnoneornil (L, 2)) {
@@ -264,6 +323,7 @@ scratch_box (lua_State *L)
    lscratch_t *sc = lua_newuserdatauv (L, sizeof *sc, 0);
 
    memset (sc, 0, sizeof *sc);
+   sc->magic = XDBTX_SCRATCH_MAGIC;
    luaL_setmetatable (L, XDBTX_SCRATCH_MT);
    return sc;
 }
@@ -544,8 +604,8 @@ client_tostring (lua_State *L)
 static int
 client_eq (lua_State *L)
 {
-   lclient_t *a = luaL_testudata (L, 1, XDBTX_CLIENT_MT);
-   lclient_t *b = luaL_testudata (L, 2, XDBTX_CLIENT_MT);
+   lclient_t *a = xdbtx_testudata (L, 1, XDBTX_MTK_CLIENT);
+   lclient_t *b = xdbtx_testudata (L, 2, XDBTX_MTK_CLIENT);
 
    lua_pushboolean (L, a && b && a->pool == b->pool);
    return 1;
@@ -621,7 +681,7 @@ luaopen_xdbtx_core (lua_State *L)
       lua_setfield (L, -2, "__close");
    }
    lua_pop (L, 1);
-   if (luaL_newmetatable (L, XDBTX_CLIENT_MT)) {
+   if (xdbtx_newmetatable (L, XDBTX_CLIENT_MT, XDBTX_MTK_CLIENT)) {
       luaL_newlib (L, client_methods);
       lua_setfield (L, -2, "__index");
       lua_pushcfunction (L, client_tostring);

@@ -571,6 +571,15 @@ xdbtx_codec_push_value (lua_State *L, const bson_value_t *v, xdbtx_error_t *err)
    int top = lua_gettop (L);
    bool ok = false;
 
+   /* integers (an inserted _id, a count) as dec_value pushes them */
+   if (v->value_type == BSON_TYPE_INT32 && lua_checkstack (L, 1)) {
+      lua_pushinteger (L, v->value.v_int32);
+      return true;
+   }
+   if (v->value_type == BSON_TYPE_INT64 && lua_checkstack (L, 4)) {
+      codec_push_int64 (L, v->value.v_int64);
+      return true;
+   }
    bson_init (&tmp);
    if (!lua_checkstack (L, 24)) {
       codec_error (err, "decode", "doc: Lua stack exhausted");

@@ -21,6 +21,24 @@
 #define XDBTX_CURSOR_MT "xdbtx.Cursor"
 #define XDBTX_SCRATCH_MT "xdbtx.scratch"
 
+/* The binding's metatables are registered under their names and also under
+ * the address of xdbtx_mt_keys[kind], which the type checks of the hot
+ * paths use (a lookup by address involves no string). */
+enum {
+   XDBTX_MTK_CLIENT,
+   XDBTX_MTK_COLLECTION,
+   XDBTX_MTK_SESSION,
+   XDBTX_MTK_CURSOR,
+   XDBTX_MTK_COUNT
+};
+extern const char xdbtx_mt_keys[XDBTX_MTK_COUNT];
+
+/* luaL_newmetatable(L, name) that also keeps the metatable under kind's
+ * key; -> true when it was made now (fill it in then). */
+bool xdbtx_newmetatable (lua_State *L, const char *name, int kind);
+/* luaL_testudata with the metatable of kind. */
+void *xdbtx_testudata (lua_State *L, int idx, int kind);
+
 typedef struct {
    xdbtx_pool_t *pool; /* registry entry: never freed, so never NULL */
 } lclient_t;
@@ -42,6 +60,7 @@ typedef struct {
 } lcursor_t;
 
 #define XDBTX_SCRATCH_DOCS 7 /* the last one is the option parser's */
+#define XDBTX_SCRATCH_MAGIC 0x78536372u
 
 /* Memory of one call. Everything here is freed by scratch_free (also its
  * __gc and __close), so an error raised at any point leaks nothing. Under
@@ -50,6 +69,7 @@ typedef struct {
  * use, from a __tobson metamethod say, gets a box of its own), and the
  * documents keep their buffers from call to call. */
 typedef struct {
+   uint32_t magic;                     /* XDBTX_SCRATCH_MAGIC */
    bool cached;                        /* the state's box (reused) */
    bool busy;                          /* a call holds the cached box */
    bson_t *doc[XDBTX_SCRATCH_DOCS];    /* bson_new'ed on demand */

@@ -18,7 +18,7 @@ xdbtx_check_coll (lua_State *L)
 {
    /* Fix the argument slots before anything is pushed. */
    lua_settop (L, 5);
-   lcollection_t *b = luaL_testudata (L, 1, XDBTX_COLLECTION_MT);
+   lcollection_t *b = xdbtx_testudata (L, 1, XDBTX_MTK_COLLECTION);
 
    if (!b) {
       xdbtx_argerror (L, "collection method", "expected an xdbtx.Collection as self, got %s",
@@ -502,7 +502,7 @@ xdbtx_open_collection (lua_State *L)
       {NULL, NULL},
    };
 
-   if (luaL_newmetatable (L, XDBTX_COLLECTION_MT)) {
+   if (xdbtx_newmetatable (L, XDBTX_COLLECTION_MT, XDBTX_MTK_COLLECTION)) {
       luaL_newlib (L, coll_methods);
       lua_setfield (L, -2, "__index");
       lua_pushcfunction (L, coll_gc);

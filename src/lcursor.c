@@ -14,7 +14,7 @@
 static lcursor_t *
 check_cursor (lua_State *L)
 {
-   lcursor_t *b = luaL_testudata (L, 1, XDBTX_CURSOR_MT);
+   lcursor_t *b = xdbtx_testudata (L, 1, XDBTX_MTK_CURSOR);
 
    if (!b) {
       xdbtx_argerror (L, "cursor method", "expected an xdbtx.Cursor as self, got %s",
@@ -195,7 +195,7 @@ xdbtx_open_cursor (lua_State *L)
    };
 
    xdbtx_add_methods (L, XDBTX_COLLECTION_MT, coll_methods);
-   if (luaL_newmetatable (L, XDBTX_CURSOR_MT)) {
+   if (xdbtx_newmetatable (L, XDBTX_CURSOR_MT, XDBTX_MTK_CURSOR)) {
       luaL_newlib (L, cursor_methods);
       lua_setfield (L, -2, "__index");
       lua_pushcfunction (L, cursor_close);

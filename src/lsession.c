@@ -14,7 +14,7 @@
 static lsession_t *
 check_box (lua_State *L, int idx)
 {
-   lsession_t *b = luaL_testudata (L, idx, XDBTX_SESSION_MT);
+   lsession_t *b = xdbtx_testudata (L, idx, XDBTX_MTK_SESSION);
 
    if (!b) {
       xdbtx_argerror (L, "session method", "expected an xdbtx.Session as self, got %s",
@@ -46,7 +46,7 @@ xdbtx_check_session (lua_State *L, int idx, const char *fname)
    if (lua_isnoneornil (L, idx) || (lua_isboolean (L, idx) && !lua_toboolean (L, idx))) {
       return NULL;
    }
-   b = luaL_testudata (L, idx, XDBTX_SESSION_MT);
+   b = xdbtx_testudata (L, idx, XDBTX_MTK_SESSION);
    if (!b) {
       xdbtx_argerror (L, fname, "session must be an xdbtx.Session, nil or false, got %s",
                       luaL_typename (L, idx));
@@ -218,7 +218,7 @@ xdbtx_open_session (lua_State *L)
       {NULL, NULL},
    };
 
-   if (luaL_newmetatable (L, XDBTX_SESSION_MT)) {
+   if (xdbtx_newmetatable (L, XDBTX_SESSION_MT, XDBTX_MTK_SESSION)) {
       luaL_newlib (L, methods);
       lua_setfield (L, -2, "__index");
       lua_pushcfunction (L, session_close);

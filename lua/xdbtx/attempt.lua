@@ -16,6 +16,7 @@ local U = require "xdbtx.util"
 local E = require "xdbtx.events"
 local S = require "xdbtx.session"
 
+local pcall, getmetatable, setmetatable, type = pcall, getmetatable, setmetatable, type
 local A = {}
 
 local now, has_label, xerror = U.now, U.has_label, U.xerror

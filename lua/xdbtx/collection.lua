@@ -18,6 +18,7 @@ local argerror, unpack, bad_self = U.argerror, U.unpack, U.bad_self
 local monitored, split, route, ambient = Mon.monitored, C.split, C.route, C.ambient
 local listeners = Mon.listeners
 
+local pcall, getmetatable, setmetatable, type = pcall, getmetatable, setmetatable, type
 local Col = {}
 
 --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ rollback. A coroutine started inside a transaction does not inherit it
 local U = require "xdbtx.util"
 local S = require "xdbtx.session"
 
+local pcall, getmetatable, setmetatable, type = pcall, getmetatable, setmetatable, type
 local C = {}
 
 local raise, argerror, pack, unpack = U.raise, U.argerror, U.pack, U.unpack
@@ -44,12 +45,14 @@ local function mark(ctx, v)
   end
 end
 
--- Make ctx the running coroutine's context (its parent is the previous
--- one); its sessions are marked as held by it. Returns the coroutine key.
-function C.enter(ctx)
-  local co = co_running() or MAIN
+-- Make ctx the context of coroutine co (default: the running one's key);
+-- its parent is the previous one; its sessions are marked as held by it.
+-- Returns the coroutine key.
+function C.enter(ctx, co)
+  co = co or co_running() or MAIN
   ctx.parent = contexts[co]
-  mark(ctx, ctx)
+  local one = ctx.session
+  if one then one._ctx = ctx else mark(ctx, ctx) end
   contexts[co] = ctx
   return co
 end
@@ -57,7 +60,13 @@ end
 -- Restore the parent context of co.
 function C.leave(ctx, co)
   contexts[co] = ctx.parent
-  mark(ctx, nil)
+  local one = ctx.session
+  if one then one._ctx = nil else mark(ctx, nil) end
+end
+
+-- The key of the running coroutine in the context table.
+function C.key()
+  return co_running() or MAIN
 end
 
 -- xdbtx.in_transaction() -> boolean

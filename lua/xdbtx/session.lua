@@ -21,6 +21,7 @@ local Mon = require "xdbtx.monitor"
 
 local raise, argerror, bad_self, monitored = U.raise, U.argerror, U.bad_self, Mon.monitored
 local listeners = Mon.listeners
+local getmetatable, setmetatable = getmetatable, setmetatable
 
 local Session = {}
 Session.__index = Session

@@ -31,6 +31,8 @@ local commit_listeners = E.listeners.commit
 local Client, Session = Cl.Client, S.Session
 local listeners = Mon.listeners
 local TRANSIENT = A.TRANSIENT
+local contexts, key = C.contexts, C.key
+local getmetatable, setmetatable, type, pcall = getmetatable, setmetatable, type, pcall
 
 -- The client's topology, asked once (by server selection) and kept on the
 -- Client object once it is known.
@@ -134,15 +136,17 @@ OwnRun.__index = OwnRun
 local UserRun = setmetatable({ owned = false }, OwnRun)
 UserRun.__index = UserRun
 
--- A one-cluster run, which is also the context it enters (one table, small:
--- the fixed parts are in its metatable).
-local function new_run(client, session, owned, fn, topts, timeout, sleep)
+-- A one-cluster run, which is also the context it enters for coroutine key
+-- co (default: the running coroutine's). One table, small: the fixed parts
+-- are in its metatable, and the fields the loop sets are there from the
+-- start, so it never grows.
+local function new_run(client, session, owned, fn, topts, timeout, sleep, co)
   session._owned = owned
   local run = setmetatable({
     cid = client._id, session = session, fn = fn, timeout = timeout,
-    topts = topts, sleep = sleep or client._sleep,
+    topts = topts, sleep = sleep or client._sleep, co = co, started = now(), attempt = 0, commits = 0,
   }, owned and OwnRun or UserRun)
-  run.co = C.enter(run)
+  run.co = C.enter(run, co)
   return run
 end
 
@@ -165,13 +169,14 @@ function Client:transaction(fn, opts)
   else
     topts, timeout, sleep = A.options(opts, "client:transaction")
   end
-  local ctx0 = C.current()
+  local co = key()
+  local ctx0 = contexts[co]
   if ctx0 then return join(ctx0, self, fn) end
   if self._topology ~= "replicaset" then check_topology(self, "client:transaction") end
   local c = self._core
   local cs
   if listeners[self._id] == nil then cs = c:start_session() else cs = Mon.monitored(self, c.start_session, c) end
-  return A.loop(new_run(self, S.new(self, cs), true, fn, topts, timeout, sleep))
+  return A.loop(new_run(self, S.new(self, cs), true, fn, topts, timeout, sleep, co))
 end
 
 -- session:with_transaction(fn, opts): the same loop on a session of your
@@ -183,13 +188,14 @@ function Session:with_transaction(fn, opts)
   end
   local topts, timeout, sleep = A.options(opts, "session:with_transaction")
   S.check(self)
-  local ctx0 = C.current()
+  local co = key()
+  local ctx0 = contexts[co]
   if ctx0 then
     if C.held(ctx0, self._cid) == self then return fn(self) end
     raise("state", "state", "session:with_transaction: another transaction is running in this coroutine")
   end
   check_topology(self._client, "session:with_transaction")
-  return A.loop(new_run(self._client, self, false, fn, topts, timeout, sleep))
+  return A.loop(new_run(self._client, self, false, fn, topts, timeout, sleep, co))
 end
 
 -- fn(session) in a transaction of its own on client, with the retry rules of
