@@ -152,7 +152,7 @@ push_mt (lua_State *L, int kind)
 #if LUA_VERSION_NUM >= 502
    lua_rawgetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
 #else
-   lua_pushlightuserdata (L, (void *) &xdbtx_mt_keys[kind]);
+   lua_pushlightuserdata (L, (void *) (uintptr_t) &xdbtx_mt_keys[kind]);
    lua_rawget (L, LUA_REGISTRYINDEX);
 #endif
 }
@@ -166,7 +166,7 @@ xdbtx_newmetatable (lua_State *L, const char *name, int kind)
    lua_pushvalue (L, -1);
    lua_rawsetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
 #else
-   lua_pushlightuserdata (L, (void *) &xdbtx_mt_keys[kind]);
+   lua_pushlightuserdata (L, (void *) (uintptr_t) &xdbtx_mt_keys[kind]);
    lua_pushvalue (L, -2);
    lua_rawset (L, LUA_REGISTRYINDEX);
 #endif

@@ -138,13 +138,13 @@ UserRun.__index = UserRun
 
 -- A one-cluster run, which is also the context it enters for coroutine key
 -- co (default: the running coroutine's). One table, small: the fixed parts
--- are in its metatable, and the fields the loop sets are there from the
--- start, so it never grows.
+-- are in its metatable (without options it has 8 fields once the loop runs,
+-- the size Lua gives it).
 local function new_run(client, session, owned, fn, topts, timeout, sleep, co)
   session._owned = owned
   local run = setmetatable({
     cid = client._id, session = session, fn = fn, timeout = timeout,
-    topts = topts, sleep = sleep or client._sleep, co = co, started = now(), attempt = 0, commits = 0,
+    topts = topts, sleep = sleep or client._sleep,
   }, owned and OwnRun or UserRun)
   run.co = C.enter(run, co)
   return run
