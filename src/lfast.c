@@ -1,19 +1,22 @@
 /*
- * lfast.c - the usual call of a Lua Collection method in one C step
- * (Lua 5.4): core.fast_method wraps a method that lua/xdbtx/collection.lua
- * wrote in Lua (its "slow" function) in a C closure that handles the common
- * case itself: no options, no hook of the method's kind, no command
- * listener, and the ambient session is the running one-cluster context's
- * own (or there is no context). It reads what the Lua function reads (the
- * objects' own fields, raw) and then calls the core method directly; in every other case it calls the Lua function, which does what
- * it always did (errors, routing, saga mode, hooks, listeners). The Lua
- * function stays the one description of the semantics; this file only
- * skips a Lua call, a context lookup in Lua and a coroutine.running() call
- * per operation when nothing unusual is going on.
+ * lfast.c - the usual call of a Lua Collection method in one C step (Lua
+ * 5.4). core.fast_method wraps a method that lua/xdbtx/collection.lua writes
+ * in Lua (the "slow" function) in a C closure that handles the common case
+ * itself: no options, no hook registered on the collection when the method
+ * has a hook kind, no command listener and no json_null on the client, and
+ * an ambient session that is the running context's own Session for the
+ * client (a one-cluster run, or a tree node's entry in `sessions`) whose
+ * transaction the body did not end, or no context at all. It reads what the
+ * Lua function reads (the objects' own fields, raw) and calls the core
+ * method directly. Every other call goes to the Lua function, which does
+ * what it always did (errors, routing, saga mode, hooks, listeners): it
+ * stays the one description of the semantics, and this file only saves a
+ * Lua call, a context lookup in Lua and a coroutine.running() per operation
+ * when nothing unusual is going on.
  *
- * Under LuaJIT, core.fast_method does not exist: the Lua functions are the
- * methods (the JIT compiles them, and a C boundary would stop a hook from
- * yielding, which lua_callk allows under 5.4).
+ * Under LuaJIT core.fast_method does not exist and the Lua functions are
+ * the methods (the JIT compiles them; and without lua_callk a C boundary
+ * would stop a hook from yielding).
  */
 #include "lbind.h"
 
@@ -25,8 +28,8 @@ typedef struct {
 } fast_t;
 
 /* Upvalues of a fast method: the fixed ones, then the field names it
- * reads, interned once (a raw read of an interned key costs a third of a
- * lua_getfield). */
+ * reads, interned once (a raw read with an interned key skips the lookup
+ * of the C string that lua_getfield makes on every call). */
 enum {
    UP_INFO = 1,  /* fast_t */
    UP_SLOW,      /* the Lua method */
@@ -34,7 +37,7 @@ enum {
    UP_CONTEXTS,  /* coroutine -> context (xdbtx.context) */
    UP_LISTENERS, /* client id -> command listeners (xdbtx.monitor) */
    UP_HOOK,      /* the hook kind, or nil */
-   K_HOOKS,      /* the keys, in the order of `keys` below */
+   K_HOOKS,      /* the keys, in the order of l_fast_method's names[] */
    K_N,
    K_CLIENT,
    K_ID,
@@ -170,6 +173,7 @@ l_fast_method (lua_State *L)
    size_t i;
    fast_t *f;
 
+   (void) sizeof (char[sizeof names / sizeof names[0] == UP_COUNT - UP_HOOK ? 1 : -1]);
    luaL_checktype (L, 3, LUA_TFUNCTION);
    luaL_checktype (L, 4, LUA_TTABLE);
    luaL_checktype (L, 5, LUA_TTABLE);

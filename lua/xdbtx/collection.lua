@@ -173,19 +173,19 @@ local function prepare(self, opts, where)
   return client, self._core, cs, ws, o
 end
 
--- Operations with one argument before opts: (filter|doc|pipeline, opts).
--- Hooks and command listeners are looked at only when some exist
--- (xdbtx.monitor also applies a json_null client's option).
 local fast_method, contexts = U.core.fast_method, C.contexts
 
--- The method itself, or (Lua 5.4) the core's C closure that does what it
+-- The method fn itself, or (Lua 5.4) the core's C closure that does what fn
 -- does for the usual call (no options, no hooks, no listeners, the ambient
--- session or none) and calls it for anything else (src/lfast.c).
+-- session or none) and calls fn for anything else (src/lfast.c).
 local function fast(method, arity, hook, fn)
   if not fast_method then return fn end
   return fast_method(method, arity, fn, Collection, contexts, listeners, hook)
 end
 
+-- Operations with one argument before opts: (filter|doc|pipeline, opts).
+-- Hooks and command listeners are looked at only when some exist
+-- (xdbtx.monitor also applies a json_null client's option).
 local function op1(method, hook)
   local where = "collection:" .. method
   local f -- the core method, looked up once
