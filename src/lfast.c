@@ -1,22 +1,13 @@
 /*
  * lfast.c - the usual call of a Lua Collection method in one C step (Lua
- * 5.4). core.fast_method wraps a method that lua/xdbtx/collection.lua writes
- * in Lua (the "slow" function) in a C closure that handles the common case
- * itself: no options, no hook registered on the collection when the method
- * has a hook kind, no command listener and no json_null on the client, and
- * an ambient session that is the running context's own Session for the
- * client (a one-cluster run, or a tree node's entry in `sessions`) whose
- * transaction the body did not end, or no context at all. It reads what the
- * Lua function reads (the objects' own fields, raw) and calls the core
- * method directly. Every other call goes to the Lua function, which does
- * what it always did (errors, routing, saga mode, hooks, listeners): it
- * stays the one description of the semantics, and this file only saves a
- * Lua call, a context lookup in Lua and a coroutine.running() per operation
- * when nothing unusual is going on.
- *
- * Under LuaJIT core.fast_method does not exist and the Lua functions are
- * the methods (the JIT compiles them; and without lua_callk a C boundary
- * would stop a hook from yielding).
+ * 5.4). core.fast_method wraps a method of lua/xdbtx/collection.lua in a C
+ * closure that does the common call itself (no options, no hooks, no
+ * listener, no json_null, and the running context's own Session for the
+ * client or no context) and calls the core method directly, saving a Lua
+ * call, a context lookup in Lua and a coroutine.running() per operation.
+ * Every other call goes to the Lua method, which stays the one description
+ * of the semantics. Under LuaJIT there is no fast_method: the JIT compiles
+ * the Lua methods, and without lua_callk a hook could not yield.
  */
 #include "lbind.h"
 
