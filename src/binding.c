@@ -146,30 +146,13 @@ xdbtx_push_pinned (lua_State *L, int ud)
 
 const char xdbtx_mt_keys[XDBTX_MTK_COUNT];
 
-static void
-push_mt (lua_State *L, int kind)
-{
-#if LUA_VERSION_NUM >= 502
-   lua_rawgetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
-#else
-   lua_pushlightuserdata (L, (void *) (uintptr_t) &xdbtx_mt_keys[kind]);
-   lua_rawget (L, LUA_REGISTRYINDEX);
-#endif
-}
-
 bool
 xdbtx_newmetatable (lua_State *L, const char *name, int kind)
 {
    bool fresh = luaL_newmetatable (L, name) != 0;
 
-#if LUA_VERSION_NUM >= 502
    lua_pushvalue (L, -1);
-   lua_rawsetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
-#else
-   lua_pushlightuserdata (L, (void *) (uintptr_t) &xdbtx_mt_keys[kind]);
-   lua_pushvalue (L, -2);
-   lua_rawset (L, LUA_REGISTRYINDEX);
-#endif
+   xdbtx_rawsetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
    return fresh;
 }
 
@@ -181,7 +164,7 @@ xdbtx_testudata (lua_State *L, int idx, int kind)
    if (!p || !lua_getmetatable (L, idx)) {
       return NULL;
    }
-   push_mt (L, kind);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
    if (!lua_rawequal (L, -1, -2)) {
       p = NULL;
    }

@@ -45,8 +45,8 @@ static bool log_on;
 static pid_t cached_pid;
 
 /* libmongoc builds every command's events before it calls out (about 6k
- * instructions a command, a fifth of what xdbtx added to a transaction), so callbacks are set on a client only while its pool
- * monitors. The public setter refuses pooled clients; the one libmongoc
+ * instructions a command, a fifth of what xdbtx added to a transaction), so
+ * callbacks are set on a client only while its pool monitors. The public setter refuses pooled clients; the one libmongoc
  * itself uses when a pool makes a client is exported, and in 1.23 (checked
  * in its code) it only copies the callbacks into a pooled client. It is
  * used with that version, found at load time (weak: NULL without it);

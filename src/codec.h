@@ -105,31 +105,6 @@ extern const char codec_array_mt_key;     /* xdbtx.array_mt */
 extern const char codec_ordered_mt_key;   /* metatable of xdbtx.ordered{} */
 extern const char codec_null_key;         /* the xdbtx.null sentinel */
 
-static inline void
-codec_rawgetp (lua_State *L, int idx, const void *p)
-{
-#if LUA_VERSION_NUM >= 502
-   lua_rawgetp (L, idx, p);
-#else
-   idx = lua_absindex (L, idx);
-   lua_pushlightuserdata (L, (void *) (uintptr_t) p);
-   lua_rawget (L, idx);
-#endif
-}
-
-static inline void
-codec_rawsetp (lua_State *L, int idx, const void *p)
-{
-#if LUA_VERSION_NUM >= 502
-   lua_rawsetp (L, idx, p);
-#else
-   idx = lua_absindex (L, idx);
-   lua_pushlightuserdata (L, (void *) (uintptr_t) p);
-   lua_insert (L, -2);
-   lua_rawset (L, idx);
-#endif
-}
-
 /* Push a new typed value of `kind` with `extra` bytes of data (zeroed
  * header, metatable set). Returns it; the Lua stack owns it. */
 codec_val_t *codec_val_push (lua_State *L, int kind, size_t extra);

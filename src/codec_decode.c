@@ -433,7 +433,7 @@ arena_take (dec_t *d, lua_State *L, dec_arena_t *none)
    dec_arena_t *a;
    int box = 0;
 
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &arena_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &arena_key);
    a = (dec_arena_t *) lua_touserdata (L, -1);
    d->scache = 0;
    if (!a || a->busy) {
@@ -501,7 +501,7 @@ dec_init (dec_t *d, lua_State *L, unsigned flags, xdbtx_error_t *err, dec_arena_
 #else
    (void) box;
 #endif
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
    d->array_mt = lua_gettop (L);
    if (flags & XDBTX_DECODE_JSON_NULL) {
       lua_pushlightuserdata (L, NULL);
@@ -510,7 +510,7 @@ dec_init (dec_t *d, lua_State *L, unsigned flags, xdbtx_error_t *err, dec_arena_
    }
    d->null = lua_gettop (L);
    if (ordered) {
-      codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
+      xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
       d->ordered_mt = lua_gettop (L);
    }
 }
@@ -676,7 +676,7 @@ void
 codec_open_decode (lua_State *L, int module_idx)
 {
    module_idx = lua_absindex (L, module_idx);
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &arena_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &arena_key);
    if (lua_isnil (L, -1)) {
       int i;
       dec_arena_t *a = (dec_arena_t *) lua_newuserdatauv (L, sizeof *a, 4);
@@ -695,14 +695,14 @@ codec_open_decode (lua_State *L, int module_idx)
       }
       lua_setuservalue (L, -2);
 #if LUA_VERSION_NUM >= 504
-      codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
+      xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
       lua_setiuservalue (L, -2, 2);
       codec_push_singleton (L, CODEC_NULL);
       lua_setiuservalue (L, -2, 3);
-      codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
+      xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
       lua_setiuservalue (L, -2, 4);
 #endif
-      codec_rawsetp (L, LUA_REGISTRYINDEX, &arena_key);
+      xdbtx_rawsetp (L, LUA_REGISTRYINDEX, &arena_key);
    }
    lua_pop (L, 1);
    lua_pushcfunction (L, f_decode);

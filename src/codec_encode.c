@@ -439,7 +439,7 @@ again:
       codec_val_t *v;
       int kind = 0;
       if (lua_getmetatable (L, -1)) {
-         codec_rawgetp (L, -1, &codec_tag_key);
+         xdbtx_rawgetp (L, -1, &codec_tag_key);
          kind = (int) lua_tointeger (L, -1);
          lua_pop (L, 2);
       }
@@ -501,12 +501,12 @@ buf_new (lua_State *L)
    codec_buf_t *w = (codec_buf_t *) lua_newuserdatauv (L, sizeof *w, 2);
 
    memset (w, 0, sizeof *w);
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &buf_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &buf_mt_key);
    lua_setmetatable (L, -2);
 #if LUA_VERSION_NUM >= 504
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
    lua_setiuservalue (L, -2, 1);
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
    lua_setiuservalue (L, -2, 2);
 #endif
    return w;
@@ -533,9 +533,9 @@ enc_init (enc_t *e, lua_State *L, int box_idx, xdbtx_error_t *err)
    e->ordered_mt = lua_gettop (L);
 #else /* one user value (an environment table) under LuaJIT: the registry */
    (void) box_idx;
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
    e->array_mt = lua_gettop (L);
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
    e->ordered_mt = lua_gettop (L);
 #endif
    w->busy = 1;
@@ -663,7 +663,7 @@ xdbtx_codec_encode (lua_State *L, int idx, bson_t *out, xdbtx_error_t *err)
       bson_reinit (out);
       return false;
    }
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &buf_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &buf_key);
    enc_init (&e, L, top + 1, err);
    ok = enc_top (&e, idx) && enc_output (&e, out);
    enc_done (&e);
@@ -696,7 +696,7 @@ xdbtx_codec_append (lua_State *L, int idx, bson_t *out, const char *key, int key
       bson_reinit (out);
       return false;
    }
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &buf_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &buf_key);
    enc_init (&e, L, top + 1, err);
    e.pkey[1] = key;
    e.plen[1] = (size_t) keylen;
@@ -755,9 +755,9 @@ codec_table_kind (lua_State *L, int idx)
    xdbtx_error_init (&err);
    e.L = L;
    e.err = &err;
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
    e.array_mt = lua_gettop (L);
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
    e.ordered_mt = lua_gettop (L);
    mode = classify (&e, idx, 0, &n);
    lua_settop (L, top);
@@ -769,22 +769,22 @@ void
 codec_open_encode (lua_State *L, int module_idx)
 {
    module_idx = lua_absindex (L, module_idx);
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &buf_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &buf_mt_key);
    if (lua_isnil (L, -1)) {
       lua_pop (L, 1);
       lua_newtable (L);
       lua_pushcfunction (L, buf_gc);
       lua_setfield (L, -2, "__gc");
       lua_pushvalue (L, -1);
-      codec_rawsetp (L, LUA_REGISTRYINDEX, &buf_mt_key);
+      xdbtx_rawsetp (L, LUA_REGISTRYINDEX, &buf_mt_key);
    }
    lua_pop (L, 1);
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &buf_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &buf_key);
    if (lua_isnil (L, -1)) {
       lua_pop (L, 1);
       buf_new (L);
       lua_pushvalue (L, -1);
-      codec_rawsetp (L, LUA_REGISTRYINDEX, &buf_key);
+      xdbtx_rawsetp (L, LUA_REGISTRYINDEX, &buf_key);
    }
    lua_pushcclosure (L, f_encode, 1);
    lua_setfield (L, module_idx, "encode");

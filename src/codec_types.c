@@ -66,7 +66,7 @@ codec_val_push (lua_State *L, int kind, size_t extra)
 
    memset (v, 0, sizeof *v);
    v->kind = kind;
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &mt_keys[kind]);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &mt_keys[kind]);
    lua_setmetatable (L, -2);
    return v;
 }
@@ -80,7 +80,7 @@ codec_val_test (lua_State *L, int idx)
    if (lua_type (L, idx) != LUA_TUSERDATA || !lua_getmetatable (L, idx)) {
       return NULL;
    }
-   codec_rawgetp (L, -1, &codec_tag_key);
+   xdbtx_rawgetp (L, -1, &codec_tag_key);
    kind = (int) lua_tointeger (L, -1);
    lua_pop (L, 2);
    if (kind <= 0) {
@@ -96,7 +96,7 @@ codec_push_singleton (lua_State *L, int kind)
    const void *key = kind == CODEC_NULL     ? (const void *) &codec_null_key
                      : kind == CODEC_MINKEY ? (const void *) &minkey_key
                                             : (const void *) &maxkey_key;
-   codec_rawgetp (L, LUA_REGISTRYINDEX, key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, key);
 }
 
 codec_val_t *
@@ -464,14 +464,14 @@ ordered_index (lua_State *L)
 static void
 open_kind (lua_State *L, int kind)
 {
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &mt_keys[kind]);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &mt_keys[kind]);
    if (!lua_isnil (L, -1)) {
       return;
    }
    lua_pop (L, 1);
    luaL_newmetatable (L, kinds[kind].mt);
    lua_pushinteger (L, kind);
-   codec_rawsetp (L, -2, &codec_tag_key);
+   xdbtx_rawsetp (L, -2, &codec_tag_key);
    lua_pushstring (L, kinds[kind].mt);
    lua_setfield (L, -2, "__name");
    lua_newtable (L);
@@ -494,18 +494,18 @@ open_kind (lua_State *L, int kind)
    lua_pushboolean (L, 0);
    lua_setfield (L, -2, "__metatable");
    lua_pushvalue (L, -1);
-   codec_rawsetp (L, LUA_REGISTRYINDEX, &mt_keys[kind]);
+   xdbtx_rawsetp (L, LUA_REGISTRYINDEX, &mt_keys[kind]);
 }
 
 static void
 open_singleton (lua_State *L, int module_idx, int kind, const void *key, const char *name)
 {
-   codec_rawgetp (L, LUA_REGISTRYINDEX, key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, key);
    if (lua_isnil (L, -1)) {
       lua_pop (L, 1);
       codec_val_push (L, kind, 0);
       lua_pushvalue (L, -1);
-      codec_rawsetp (L, LUA_REGISTRYINDEX, key);
+      xdbtx_rawsetp (L, LUA_REGISTRYINDEX, key);
    }
    lua_setfield (L, module_idx, name);
 }
@@ -513,7 +513,7 @@ open_singleton (lua_State *L, int module_idx, int kind, const void *key, const c
 static void
 open_table_mt (lua_State *L, int module_idx, const void *key, const char *field)
 {
-   codec_rawgetp (L, LUA_REGISTRYINDEX, key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, key);
    if (lua_isnil (L, -1)) {
       lua_pop (L, 1);
       lua_newtable (L);
@@ -526,7 +526,7 @@ open_table_mt (lua_State *L, int module_idx, const void *key, const char *field)
          lua_setfield (L, -2, "__index");
       }
       lua_pushvalue (L, -1);
-      codec_rawsetp (L, LUA_REGISTRYINDEX, key);
+      xdbtx_rawsetp (L, LUA_REGISTRYINDEX, key);
    }
    if (field) {
       lua_setfield (L, module_idx, field);
@@ -561,6 +561,6 @@ void
 xdbtx_codec_set_array_mt (lua_State *L, int idx)
 {
    idx = lua_absindex (L, idx);
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_array_mt_key);
    lua_setmetatable (L, idx);
 }

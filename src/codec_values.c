@@ -517,7 +517,7 @@ f_ordered (lua_State *L)
       lua_rawseti (L, -3, (int) (2 * i - 1));
       lua_pop (L, 1);
    }
-   codec_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
    lua_setmetatable (L, -2);
    return 1;
 }

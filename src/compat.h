@@ -9,6 +9,8 @@
 #ifndef XDBTX_COMPAT_H
 #define XDBTX_COMPAT_H
 
+#include <stdint.h>
+
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -39,5 +41,32 @@ typedef size_t lua_Unsigned_compat;
 #if LUA_VERSION_NUM >= 503
 #define XDBTX_HAS_INTEGERS 1
 #endif
+
+/* lua_rawgetp / lua_rawsetp (5.2+) on every version: light-userdata keys,
+ * as the registry entries found by address use them. */
+static inline void
+xdbtx_rawgetp (lua_State *L, int idx, const void *p)
+{
+#if LUA_VERSION_NUM >= 502
+   lua_rawgetp (L, idx, p);
+#else
+   idx = lua_absindex (L, idx);
+   lua_pushlightuserdata (L, (void *) (uintptr_t) p);
+   lua_rawget (L, idx);
+#endif
+}
+
+static inline void
+xdbtx_rawsetp (lua_State *L, int idx, const void *p)
+{
+#if LUA_VERSION_NUM >= 502
+   lua_rawsetp (L, idx, p);
+#else
+   idx = lua_absindex (L, idx);
+   lua_pushlightuserdata (L, (void *) (uintptr_t) p);
+   lua_insert (L, -2);
+   lua_rawset (L, idx);
+#endif
+}
 
 #endif /* XDBTX_COMPAT_H */

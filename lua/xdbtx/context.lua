@@ -31,12 +31,12 @@ function C.current()
   return contexts[co_running() or MAIN]
 end
 
--- Mark the sessions ctx holds as held by v (the context, or nil).
+-- Mark the sessions of a context with several (a list, or a map by client
+-- id) as held by v (the context, or nil); C.enter and C.leave mark a
+-- context's one session themselves.
 local function mark(ctx, v)
-  local one, list = ctx.session, ctx.list
-  if one then
-    one._ctx = v
-  elseif list then
+  local list = ctx.list
+  if list then
     for i = 1, #list do list[i]._ctx = v end
   else
     for _, s in pairs(ctx.sessions) do
