@@ -144,6 +144,46 @@ describe("xdbtx.core #luajit", function()
     end)
   end)
 
+  -- The methods know their boxes by size and tag (src/binding.c
+  -- xdbtx_testudata): another kind of box, a userdata as large as a box
+  -- (io.stdout, a luaL_Stream of two pointers) and non-boxes are refused.
+  describe("type checks", function()
+    local function refuse(method, want, others)
+      for name, v in pairs(others) do
+        local err = raises(method, v)
+        assert.equal("argument", err.phase, name)
+        assert.matches("expected an xdbtx." .. want .. " as self", err.message, 1, true)
+      end
+    end
+    local function strangers(t)
+      t.stdout, t.codec_value, t.json_null = io.stdout, require("xdbtx").int64(1), require("xdbtx").json_null
+      t.table, t.number = {}, 1
+      return t
+    end
+
+    it("clients and collections take only their own box", function()
+      local c = core.client(OFFLINE)
+      local coll = c:collection("shop.orders")
+      assert.equal("orders", coll:name())
+      refuse(c.collection, "Client", strangers { collection = coll })
+      refuse(coll.name, "Collection", strangers { client = c })
+      refuse(coll.find_one, "Collection", strangers { client = c })
+    end)
+
+    sit("sessions and cursors take only their own box", function()
+      local c = core.client(URI)
+      local coll = c:collection("xdbtx_core", "checks")
+      local s = c:start_session()
+      local cur = coll:find(nil, {})
+      assert.equal("none", s:state())
+      refuse(s.state, "Session", strangers { client = c, collection = coll, cursor = cur })
+      refuse(cur.next, "Cursor", strangers { client = c, collection = coll, session = s })
+      refuse(coll.insert_one, "Collection", strangers { session = s, cursor = cur })
+      cur:close()
+      s:close()
+    end)
+  end)
+
   describe("against the server", function()
     local client, coll
 

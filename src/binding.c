@@ -144,32 +144,20 @@ xdbtx_push_pinned (lua_State *L, int ud)
 #endif
 }
 
-const char xdbtx_mt_keys[XDBTX_MTK_COUNT];
-
-bool
-xdbtx_newmetatable (lua_State *L, const char *name, int kind)
-{
-   bool fresh = luaL_newmetatable (L, name) != 0;
-
-   lua_pushvalue (L, -1);
-   xdbtx_rawsetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
-   return fresh;
-}
-
 void *
 xdbtx_testudata (lua_State *L, int idx, int kind)
 {
+   static const size_t size[XDBTX_MTK_COUNT] = {
+      sizeof (lclient_t), sizeof (lcollection_t), sizeof (lsession_t), sizeof (lcursor_t)};
    void *p = lua_touserdata (L, idx);
+   uint64_t tag;
 
-   if (!p || !lua_getmetatable (L, idx)) {
+   /* a light userdata has no length: it never gets to the memcpy */
+   if (!p || lua_rawlen (L, idx) != size[kind]) {
       return NULL;
    }
-   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &xdbtx_mt_keys[kind]);
-   if (!lua_rawequal (L, -1, -2)) {
-      p = NULL;
-   }
-   lua_pop (L, 2);
-   return p;
+   memcpy (&tag, p, sizeof tag);
+   return tag == XDBTX_BOX_TAG (kind) ? p : NULL;
 }
 
 lclient_t *
@@ -366,6 +354,7 @@ l_client (lua_State *L)
    xdbtx_parse_client_opts (L, 2, "client", &o, sc);
    xdbtx_error_init (&err);
    c = lua_newuserdatauv (L, sizeof *c, 0);
+   c->tag = XDBTX_BOX_TAG (XDBTX_MTK_CLIENT);
    c->pool = NULL;
    luaL_setmetatable (L, XDBTX_CLIENT_MT);
    if (!xdbtx_pool_get (uri, &o, &c->pool, &err)) {
@@ -664,7 +653,7 @@ luaopen_xdbtx_core (lua_State *L)
       lua_setfield (L, -2, "__close");
    }
    lua_pop (L, 1);
-   if (xdbtx_newmetatable (L, XDBTX_CLIENT_MT, XDBTX_MTK_CLIENT)) {
+   if (luaL_newmetatable (L, XDBTX_CLIENT_MT)) {
       luaL_newlib (L, client_methods);
       lua_setfield (L, -2, "__index");
       lua_pushcfunction (L, client_tostring);

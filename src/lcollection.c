@@ -36,6 +36,7 @@ xdbtx_collection_push_new (lua_State *L, int client_idx, const char *db, const c
 
    client_idx = lua_absindex (L, client_idx);
    b = lua_newuserdatauv (L, sizeof *b, 1);
+   b->tag = XDBTX_BOX_TAG (XDBTX_MTK_COLLECTION);
    b->coll = NULL;
    luaL_setmetatable (L, XDBTX_COLLECTION_MT);
    xdbtx_pin (L, -1, client_idx);
@@ -502,7 +503,7 @@ xdbtx_open_collection (lua_State *L)
       {NULL, NULL},
    };
 
-   if (xdbtx_newmetatable (L, XDBTX_COLLECTION_MT, XDBTX_MTK_COLLECTION)) {
+   if (luaL_newmetatable (L, XDBTX_COLLECTION_MT)) {
       luaL_newlib (L, coll_methods);
       lua_setfield (L, -2, "__index");
       lua_pushcfunction (L, coll_gc);

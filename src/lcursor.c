@@ -29,6 +29,7 @@ cursor_box (lua_State *L)
 {
    lcursor_t *b = lua_newuserdatauv (L, sizeof *b, 1);
 
+   b->tag = XDBTX_BOX_TAG (XDBTX_MTK_CURSOR);
    b->cur = NULL;
    luaL_setmetatable (L, XDBTX_CURSOR_MT);
    xdbtx_pin (L, -1, lua_toboolean (L, 2) ? 2 : 1);
@@ -195,7 +196,7 @@ xdbtx_open_cursor (lua_State *L)
    };
 
    xdbtx_add_methods (L, XDBTX_COLLECTION_MT, coll_methods);
-   if (xdbtx_newmetatable (L, XDBTX_CURSOR_MT, XDBTX_MTK_CURSOR)) {
+   if (luaL_newmetatable (L, XDBTX_CURSOR_MT)) {
       luaL_newlib (L, cursor_methods);
       lua_setfield (L, -2, "__index");
       lua_pushcfunction (L, cursor_close);

@@ -76,6 +76,7 @@ xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx)
    xdbtx_reclaim (L, c->pool);
    /* The box exists, closed, before the session does. */
    b = lua_newuserdatauv (L, sizeof *b, 1);
+   b->tag = XDBTX_BOX_TAG (XDBTX_MTK_SESSION);
    b->s = NULL;
    luaL_setmetatable (L, XDBTX_SESSION_MT);
    xdbtx_pin (L, -1, client_idx);
@@ -218,7 +219,7 @@ xdbtx_open_session (lua_State *L)
       {NULL, NULL},
    };
 
-   if (xdbtx_newmetatable (L, XDBTX_SESSION_MT, XDBTX_MTK_SESSION)) {
+   if (luaL_newmetatable (L, XDBTX_SESSION_MT)) {
       luaL_newlib (L, methods);
       lua_setfield (L, -2, "__index");
       lua_pushcfunction (L, session_close);
