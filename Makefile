@@ -109,7 +109,7 @@ $(MODULE): $(OBJS) | $(BUILD)/xdbtx
 $(BUILD)/obj $(BUILD)/xdbtx build/ctest:
 	mkdir -p $@
 
-build/ctest/%: spec/c/%.c $(wildcard spec/c/*.h) | build/ctest
+build/ctest/%: spec/c/%.c $(wildcard spec/c/*.h src/*.c src/*.h) | build/ctest
 	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -Wno-unused-parameter \
 	   $(MONGOC_CFLAGS) -o $@ $< $(MONGOC_LIBS) -lpthread
 

@@ -507,12 +507,123 @@ current_pool (xdbtx_pool_t *p, xdbtx_error_t *err)
    return p->mpool;
 }
 
+/* ---- the thread's spare clients -----------------------------------------
+ *
+ * A thread keeps the last client it gave back to each pool (one a pool, for
+ * up to XDBTX_SPARES pools) and takes it again at its next pop there: a
+ * transaction pops and pushes one client, and libmongoc's pool costs about
+ * 2.6k instructions (a mutex, its queue, the scanner check) for the pair.
+ * A spare stays counted as out (pool->out); xdbtx_pool_exhausted does not
+ * count it for its own thread. A thread that exits gives its spares back
+ * (spare_key's destructor); a forked child never uses its parent's (the pid
+ * differs). */
+#define XDBTX_SPARES 4
+
+typedef struct {
+   xdbtx_pool_t *pool;
+   mongoc_client_t *client; /* NULL: a free slot */
+   pid_t pid;
+} spare_t;
+
+static __thread spare_t spares[XDBTX_SPARES];
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static bool spare_key_ok;
+
+static void
+give_back (xdbtx_pool_t *pool, mongoc_client_pool_t *mp, mongoc_client_t *client)
+{
+   __atomic_sub_fetch (&pool->out, 1, __ATOMIC_RELAXED);
+   mongoc_client_pool_push (mp, client);
+}
+
+static void
+spare_exit (void *unused)
+{
+   pid_t pid = xdbtx_getpid ();
+   int i;
+
+   (void) unused;
+   for (i = 0; i < XDBTX_SPARES; i++) {
+      spare_t *sp = &spares[i];
+      mongoc_client_pool_t *mp = NULL;
+      if (sp->client && sp->pid == pid) {
+         pthread_mutex_lock (&reg_lock);
+         mp = sp->pool->pid == pid ? sp->pool->mpool : NULL;
+         pthread_mutex_unlock (&reg_lock);
+      }
+      if (mp) {
+         give_back (sp->pool, mp, sp->client);
+      }
+      sp->client = NULL;
+   }
+}
+
+static void
+spare_init (void)
+{
+   spare_key_ok = pthread_key_create (&spare_key, spare_exit) == 0;
+}
+
+/* This thread's spare slot for pool (pid: this process), or NULL. */
+static spare_t *
+spare_of (const xdbtx_pool_t *pool, pid_t pid)
+{
+   int i;
+
+   for (i = 0; i < XDBTX_SPARES; i++) {
+      if (spares[i].client && spares[i].pool == pool && spares[i].pid == pid) {
+         return &spares[i];
+      }
+   }
+   return NULL;
+}
+
+/* Keep client as this thread's spare of pool; false when the thread has
+ * one for it already or no free slot (or no exit hook). */
+static bool
+spare_park (xdbtx_pool_t *pool, mongoc_client_t *client)
+{
+   pid_t pid = xdbtx_getpid ();
+   spare_t *free_slot = NULL;
+   int i;
+
+   for (i = 0; i < XDBTX_SPARES; i++) {
+      spare_t *sp = &spares[i];
+      if (sp->client && sp->pid == pid) {
+         if (sp->pool == pool) {
+            return false;
+         }
+      } else if (!free_slot) {
+         free_slot = sp; /* free, or the parent's from before a fork: left be */
+      }
+   }
+   if (!free_slot) {
+      return false;
+   }
+   pthread_once (&spare_once, spare_init);
+   if (!spare_key_ok || pthread_setspecific (spare_key, spares) != 0) {
+      return false;
+   }
+   free_slot->pool = pool;
+   free_slot->client = client;
+   free_slot->pid = pid;
+   return true;
+}
+
 mongoc_client_t *
 xdbtx_pool_pop (xdbtx_pool_t *pool, xdbtx_error_t *err)
 {
    mongoc_client_pool_t *mp;
    mongoc_client_t *client;
+   spare_t *sp = spare_of (pool, xdbtx_getpid ());
 
+   if (sp) {
+      client = sp->client;
+      sp->client = NULL;
+      xdbtx_pool_apm_sync (pool, client);
+      return client;
+   }
    pthread_mutex_lock (&reg_lock);
    mp = current_pool (pool, err);
    pthread_mutex_unlock (&reg_lock);
@@ -548,9 +659,8 @@ xdbtx_pool_push (xdbtx_pool_t *pool, mongoc_client_t *client)
    mp = pool->pid == xdbtx_getpid () ? pool->mpool : NULL;
    pthread_mutex_unlock (&reg_lock);
    /* A client popped before a fork belongs to the parent: leave it be. */
-   if (mp) {
-      __atomic_sub_fetch (&pool->out, 1, __ATOMIC_RELAXED);
-      mongoc_client_pool_push (mp, client);
+   if (mp && !spare_park (pool, client)) {
+      give_back (pool, mp, client);
    }
 }
 
@@ -578,7 +688,12 @@ xdbtx_pool_origin (xdbtx_pool_t *pool, bool make, pid_t *pid, const void **mpool
 bool
 xdbtx_pool_exhausted (const xdbtx_pool_t *pool)
 {
-   return __atomic_load_n (&pool->out, __ATOMIC_RELAXED) >= pool->max_size;
+   int out = __atomic_load_n (&pool->out, __ATOMIC_RELAXED);
+
+   if (spare_of (pool, xdbtx_getpid ())) {
+      out--; /* this thread's next pop takes its spare */
+   }
+   return out >= pool->max_size;
 }
 
 const char *

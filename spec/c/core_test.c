@@ -140,6 +140,9 @@ test_fork (void)
       if (p->pid != getpid ()) {
          rc |= 4;
       }
+      if (cc == client) { /* the parent's spare (see test_spare) */
+         rc |= 8;
+      }
       xdbtx_pool_push (p, cc);
       _exit (rc);
    }
@@ -147,6 +150,71 @@ test_fork (void)
    OK (WIFEXITED (status) && WEXITSTATUS (status) == 0,
        "a forked child makes its own pool (status %d)", WEXITSTATUS (status));
    OK (p->mpool == parent_pool && p->pid == getpid (), "the parent keeps its pool");
+}
+
+/* The thread's spare client (client.c): the last client a thread gave back
+ * is its next pop, still counted as out but not against its own thread;
+ * one per thread; a thread that exits gives it back to the pool. */
+typedef struct {
+   xdbtx_pool_t *p;
+   bool pop;
+   mongoc_client_t *popped;
+   bool exhausted_here;
+} spare_job_t;
+
+static void *
+spare_thread (void *arg)
+{
+   spare_job_t *j = arg;
+   xdbtx_error_t err;
+
+   xdbtx_error_init (&err);
+   j->exhausted_here = xdbtx_pool_exhausted (j->p);
+   if (!j->pop) {
+      return NULL;
+   }
+   j->popped = xdbtx_pool_pop (j->p, &err);
+   xdbtx_pool_push (j->p, j->popped); /* parked in this thread's spare */
+   return NULL;
+}
+
+static void
+test_spare (void)
+{
+   xdbtx_pool_t *p = NULL;
+   xdbtx_error_t err;
+   mongoc_client_t *a, *b, *again;
+   spare_job_t j = {NULL, false, NULL, false};
+   pthread_t th;
+
+   xdbtx_error_init (&err);
+   xdbtx_pool_get ("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&appname=sparetest"
+                   "&maxPoolSize=2",
+                   NULL, &p, &err);
+   a = xdbtx_pool_pop (p, &err);
+   xdbtx_pool_push (p, a);
+   again = xdbtx_pool_pop (p, &err);
+   OK (a && again == a && p->out == 1, "a thread's next pop is the client it gave back (out %d)",
+       p->out);
+   b = xdbtx_pool_pop (p, &err);
+   OK (b && b != a && p->out == 2 && xdbtx_pool_exhausted (p), "a second pop takes another one");
+   xdbtx_pool_push (p, a);
+   OK (p->out == 2 && !xdbtx_pool_exhausted (p), "the spare is out, but not for its own thread");
+   j.p = p;
+   pthread_create (&th, NULL, spare_thread, &j);
+   pthread_join (th, NULL);
+   OK (j.exhausted_here, "for another thread the pool is exhausted");
+   xdbtx_pool_push (p, b);
+   OK (p->out == 1, "one spare a thread: the second client goes back to the pool (out %d)",
+       p->out);
+   again = xdbtx_pool_pop (p, &err);
+   OK (again == a, "the spare stays the first one given back");
+   xdbtx_pool_push (p, again);
+   j.pop = true;
+   pthread_create (&th, NULL, spare_thread, &j);
+   pthread_join (th, NULL);
+   OK (j.popped && j.popped != a && p->out == 1,
+       "a thread that exits gives its spare back to the pool (out %d)", p->out);
 }
 
 static void
@@ -430,6 +498,7 @@ main (void)
    test_errors ();
    test_registry ();
    test_fork ();
+   test_spare ();
    test_monitor_queue ();
    if (uri && uri[0]) {
       test_server (uri, getenv ("XDBTX_TEST_STANDALONE_URI"));
