@@ -63,14 +63,14 @@ int
 xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx)
 {
    lclient_t *c = xdbtx_check_client (L, client_idx);
-   lscratch_t *sc;
+   lscratch_t *sc = NULL; /* only for options: without, nothing is allocated here */
    lsession_t *b;
    xdbtx_error_t err;
 
    client_idx = lua_absindex (L, client_idx);
    opts_idx = lua_absindex (L, opts_idx);
-   sc = xdbtx_scratch_new (L);
    if (!lua_isnoneornil (L, opts_idx)) {
+      sc = xdbtx_scratch_new (L);
       xdbtx_parse_session_opts (L, opts_idx, "start_session", sc);
    }
    xdbtx_reclaim (L, c->pool);
@@ -81,8 +81,10 @@ xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx)
    luaL_setmetatable (L, XDBTX_SESSION_MT);
    xdbtx_pin (L, -1, client_idx);
    xdbtx_error_init (&err);
-   b->s = xdbtx_session_new (c->pool, sc->sopts, &err);
-   xdbtx_scratch_free (sc);
+   b->s = xdbtx_session_new (c->pool, sc ? sc->sopts : NULL, &err);
+   if (sc) {
+      xdbtx_scratch_free (sc);
+   }
    if (!b->s) {
       return xdbtx_lua_raise (L, &err);
    }
