@@ -147,7 +147,7 @@ xdbtx_push_pinned (lua_State *L, int ud)
 void *
 xdbtx_testudata (lua_State *L, int idx, int kind)
 {
-   static const size_t size[XDBTX_MTK_COUNT] = {
+   static const size_t size[XDBTX_BOX_KINDS] = {
       sizeof (lclient_t), sizeof (lcollection_t), sizeof (lsession_t), sizeof (lcursor_t)};
    void *p = lua_touserdata (L, idx);
    uint64_t tag;
@@ -163,7 +163,7 @@ xdbtx_testudata (lua_State *L, int idx, int kind)
 lclient_t *
 xdbtx_check_client (lua_State *L, int idx)
 {
-   lclient_t *c = xdbtx_testudata (L, idx, XDBTX_MTK_CLIENT);
+   lclient_t *c = xdbtx_testudata (L, idx, XDBTX_BOX_CLIENT);
 
    if (!c) {
       xdbtx_argerror (L, "client method", "expected an xdbtx.Client as self, got %s",
@@ -354,7 +354,7 @@ l_client (lua_State *L)
    xdbtx_parse_client_opts (L, 2, "client", &o, sc);
    xdbtx_error_init (&err);
    c = lua_newuserdatauv (L, sizeof *c, 0);
-   c->tag = XDBTX_BOX_TAG (XDBTX_MTK_CLIENT);
+   c->tag = XDBTX_BOX_TAG (XDBTX_BOX_CLIENT);
    c->pool = NULL;
    luaL_setmetatable (L, XDBTX_CLIENT_MT);
    if (!xdbtx_pool_get (uri, &o, &c->pool, &err)) {
@@ -576,8 +576,8 @@ client_tostring (lua_State *L)
 static int
 client_eq (lua_State *L)
 {
-   lclient_t *a = xdbtx_testudata (L, 1, XDBTX_MTK_CLIENT);
-   lclient_t *b = xdbtx_testudata (L, 2, XDBTX_MTK_CLIENT);
+   lclient_t *a = xdbtx_testudata (L, 1, XDBTX_BOX_CLIENT);
+   lclient_t *b = xdbtx_testudata (L, 2, XDBTX_BOX_CLIENT);
 
    lua_pushboolean (L, a && b && a->pool == b->pool);
    return 1;

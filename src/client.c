@@ -530,6 +530,19 @@ static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static bool spare_key_ok;
 
+/* This process's libmongoc pool of pool, or NULL when it has none (a client
+ * popped before a fork belongs to the parent's, which is left be). */
+static mongoc_client_pool_t *
+pool_here (xdbtx_pool_t *pool)
+{
+   mongoc_client_pool_t *mp;
+
+   pthread_mutex_lock (&reg_lock);
+   mp = pool->pid == xdbtx_getpid () ? pool->mpool : NULL;
+   pthread_mutex_unlock (&reg_lock);
+   return mp;
+}
+
 static void
 give_back (xdbtx_pool_t *pool, mongoc_client_pool_t *mp, mongoc_client_t *client)
 {
@@ -546,12 +559,7 @@ spare_exit (void *unused)
    (void) unused;
    for (i = 0; i < XDBTX_SPARES; i++) {
       spare_t *sp = &spares[i];
-      mongoc_client_pool_t *mp = NULL;
-      if (sp->client && sp->pid == pid) {
-         pthread_mutex_lock (&reg_lock);
-         mp = sp->pool->pid == pid ? sp->pool->mpool : NULL;
-         pthread_mutex_unlock (&reg_lock);
-      }
+      mongoc_client_pool_t *mp = sp->client && sp->pid == pid ? pool_here (sp->pool) : NULL;
       if (mp) {
          give_back (sp->pool, mp, sp->client);
       }
@@ -655,10 +663,7 @@ xdbtx_pool_push (xdbtx_pool_t *pool, mongoc_client_t *client)
    if (!client) {
       return;
    }
-   pthread_mutex_lock (&reg_lock);
-   mp = pool->pid == xdbtx_getpid () ? pool->mpool : NULL;
-   pthread_mutex_unlock (&reg_lock);
-   /* A client popped before a fork belongs to the parent: leave it be. */
+   mp = pool_here (pool);
    if (mp && !spare_park (pool, client)) {
       give_back (pool, mp, client);
    }

@@ -28,11 +28,11 @@
  * transaction makes eleven checks). Only C code writes a userdata's bytes;
  * another library's userdata would need our size and this 64-bit word. */
 enum {
-   XDBTX_MTK_CLIENT,
-   XDBTX_MTK_COLLECTION,
-   XDBTX_MTK_SESSION,
-   XDBTX_MTK_CURSOR,
-   XDBTX_MTK_COUNT
+   XDBTX_BOX_CLIENT,
+   XDBTX_BOX_COLLECTION,
+   XDBTX_BOX_SESSION,
+   XDBTX_BOX_CURSOR,
+   XDBTX_BOX_KINDS
 };
 #define XDBTX_BOX_TAG(kind) (UINT64_C (0x78646274785f6200) | (uint64_t) (kind)) /* "xdbtx_b" */
 
@@ -40,12 +40,12 @@ enum {
 void *xdbtx_testudata (lua_State *L, int idx, int kind);
 
 typedef struct {
-   uint64_t tag;       /* XDBTX_BOX_TAG (XDBTX_MTK_CLIENT) */
+   uint64_t tag;       /* XDBTX_BOX_TAG (XDBTX_BOX_CLIENT) */
    xdbtx_pool_t *pool; /* registry entry: never freed, so never NULL */
 } lclient_t;
 
 typedef struct {
-   uint64_t tag;       /* XDBTX_BOX_TAG (XDBTX_MTK_COLLECTION) */
+   uint64_t tag;       /* XDBTX_BOX_TAG (XDBTX_BOX_COLLECTION) */
    xdbtx_coll_t *coll; /* owned; freed by __gc */
 } lcollection_t;
 
@@ -54,12 +54,12 @@ typedef struct {
 } ldatabase_t;
 
 typedef struct {
-   uint64_t tag;       /* XDBTX_BOX_TAG (XDBTX_MTK_SESSION) */
+   uint64_t tag;       /* XDBTX_BOX_TAG (XDBTX_BOX_SESSION) */
    xdbtx_session_t *s; /* owned; NULL once closed */
 } lsession_t;
 
 typedef struct {
-   uint64_t tag;         /* XDBTX_BOX_TAG (XDBTX_MTK_CURSOR) */
+   uint64_t tag;         /* XDBTX_BOX_TAG (XDBTX_BOX_CURSOR) */
    xdbtx_cursor_t *cur; /* owned; NULL once closed */
 } lcursor_t;
 

@@ -18,7 +18,7 @@ xdbtx_check_coll (lua_State *L)
 {
    /* Fix the argument slots before anything is pushed. */
    lua_settop (L, 5);
-   lcollection_t *b = xdbtx_testudata (L, 1, XDBTX_MTK_COLLECTION);
+   lcollection_t *b = xdbtx_testudata (L, 1, XDBTX_BOX_COLLECTION);
 
    if (!b) {
       xdbtx_argerror (L, "collection method", "expected an xdbtx.Collection as self, got %s",
@@ -36,7 +36,7 @@ xdbtx_collection_push_new (lua_State *L, int client_idx, const char *db, const c
 
    client_idx = lua_absindex (L, client_idx);
    b = lua_newuserdatauv (L, sizeof *b, 1);
-   b->tag = XDBTX_BOX_TAG (XDBTX_MTK_COLLECTION);
+   b->tag = XDBTX_BOX_TAG (XDBTX_BOX_COLLECTION);
    b->coll = NULL;
    luaL_setmetatable (L, XDBTX_COLLECTION_MT);
    xdbtx_pin (L, -1, client_idx);

@@ -71,7 +71,7 @@ xdbtx_l_commit_all (lua_State *L)
       xdbtx_error_t err;
 
       lua_rawgeti (L, 1, (int) (i + 1));
-      s = xdbtx_testudata (L, -1, XDBTX_MTK_SESSION);
+      s = xdbtx_testudata (L, -1, XDBTX_BOX_SESSION);
       if (!s) {
          return xdbtx_argerror (L, "commit_all", "sessions[%d] must be a Session, got %s",
                                 (int) (i + 1), luaL_typename (L, -1));

@@ -14,7 +14,7 @@
 static lcursor_t *
 check_cursor (lua_State *L)
 {
-   lcursor_t *b = xdbtx_testudata (L, 1, XDBTX_MTK_CURSOR);
+   lcursor_t *b = xdbtx_testudata (L, 1, XDBTX_BOX_CURSOR);
 
    if (!b) {
       xdbtx_argerror (L, "cursor method", "expected an xdbtx.Cursor as self, got %s",
@@ -29,7 +29,7 @@ cursor_box (lua_State *L)
 {
    lcursor_t *b = lua_newuserdatauv (L, sizeof *b, 1);
 
-   b->tag = XDBTX_BOX_TAG (XDBTX_MTK_CURSOR);
+   b->tag = XDBTX_BOX_TAG (XDBTX_BOX_CURSOR);
    b->cur = NULL;
    luaL_setmetatable (L, XDBTX_CURSOR_MT);
    xdbtx_pin (L, -1, lua_toboolean (L, 2) ? 2 : 1);

@@ -14,7 +14,7 @@
 static lsession_t *
 check_box (lua_State *L, int idx)
 {
-   lsession_t *b = xdbtx_testudata (L, idx, XDBTX_MTK_SESSION);
+   lsession_t *b = xdbtx_testudata (L, idx, XDBTX_BOX_SESSION);
 
    if (!b) {
       xdbtx_argerror (L, "session method", "expected an xdbtx.Session as self, got %s",
@@ -46,7 +46,7 @@ xdbtx_check_session (lua_State *L, int idx, const char *fname)
    if (lua_isnoneornil (L, idx) || (lua_isboolean (L, idx) && !lua_toboolean (L, idx))) {
       return NULL;
    }
-   b = xdbtx_testudata (L, idx, XDBTX_MTK_SESSION);
+   b = xdbtx_testudata (L, idx, XDBTX_BOX_SESSION);
    if (!b) {
       xdbtx_argerror (L, fname, "session must be an xdbtx.Session, nil or false, got %s",
                       luaL_typename (L, idx));
@@ -76,7 +76,7 @@ xdbtx_session_push_new (lua_State *L, int client_idx, int opts_idx)
    xdbtx_reclaim (L, c->pool);
    /* The box exists, closed, before the session does. */
    b = lua_newuserdatauv (L, sizeof *b, 1);
-   b->tag = XDBTX_BOX_TAG (XDBTX_MTK_SESSION);
+   b->tag = XDBTX_BOX_TAG (XDBTX_BOX_SESSION);
    b->s = NULL;
    luaL_setmetatable (L, XDBTX_SESSION_MT);
    xdbtx_pin (L, -1, client_idx);
