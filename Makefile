@@ -7,6 +7,7 @@
 #   make test-openresty   the checkout service (examples/openresty) in Debian's nginx
 #   make demo             run the main example against the test server (or XDBTX_URI*)
 #   make check | asan | valgrind | fuzz | bench | install | uninstall | print | clean
+#   make bench-base BASE=REV  the codec benchmark against commit REV's build, in one run
 #
 # Missing system packages are installed by scripts/deps.sh, which says what it
 # installs (or prints the apt-get command when it cannot) and never removes a package.
@@ -96,7 +97,7 @@ CTEST_SRCS := $(wildcard spec/c/*.c)
 CTESTS := $(patsubst spec/c/%.c,build/ctest/%,$(CTEST_SRCS))
 
 .PHONY: all test check asan valgrind fuzz bench demo install uninstall print clean deps luajit \
-        deps-openresty test-openresty bench-openresty
+        deps-openresty test-openresty bench-openresty bench-base
 
 all: $(MODULE)
 
@@ -152,6 +153,12 @@ fuzz:
 
 bench: all
 	@sh scripts/bench
+
+# The codec benchmark against another commit's build (default: the one issue
+# "Performance" measured from), side by side in one run.
+BASE ?= 7cc8507
+bench-base: all
+	@sh scripts/bench-base $(BASE)
 
 # POST /checkout through run_worker_thread versus the direct call, 1/8/32 clients.
 bench-openresty: deps-openresty luajit

@@ -9,26 +9,23 @@
 -- (XDBTX_BENCH_ROUNDS, default 9; each figure measured for
 -- XDBTX_BENCH_SECONDS, default 0.2). Printed: the median of each figure and
 -- the median of the per-round ratios xdbtx/C, with their range.
+--
+-- With XDBTX_BENCH_BASE set to a directory holding another build's
+-- xdbtx/core.so (scripts/bench-base REV builds one from a commit), each
+-- round also measures that build, in a process of its own
+-- (bench/lib/codec_rate.lua) on the same documents, and a second table gives
+-- the ratios this build / that build: what a change gained, measured side by
+-- side on one machine.
 --   lua5.4 bench/codec.lua        (package.cpath must reach xdbtx/core.so)
 package.path = "./bench/lib/?.lua;" .. package.path
 local x = require "xdbtx.core"
 local docs = require "docs"
+local measure = require "rate"
 
 local SECONDS = tonumber(os.getenv("XDBTX_BENCH_SECONDS") or "") or 0.2
 local ROUNDS = math.floor(tonumber(os.getenv("XDBTX_BENCH_ROUNDS") or "") or 9)
 
-local function rate(fn, arg)
-  for _ = 1, 20 do fn(arg) end
-  local n, t0 = 0, os.clock()
-  local batch = 10
-  while true do
-    for _ = 1, batch do fn(arg) end
-    n = n + batch
-    local dt = os.clock() - t0
-    if dt >= SECONDS then return n / dt end
-    if dt < SECONDS / 20 then batch = batch * 2 end
-  end
-end
+local function rate(fn, arg) return measure(fn, arg, SECONDS) end
 
 local function median(t)
   local s = {}
@@ -60,6 +57,25 @@ local function baseline(what, path)
   return tonumber(line:match(" " .. what .. " (%d+)"))
 end
 
+-- the other build (XDBTX_BENCH_BASE) on one document: what per second
+local base = os.getenv("XDBTX_BENCH_BASE")
+if base == "" then base = nil end
+if base then
+  local f = io.open(base .. "/xdbtx/core.so", "rb")
+  if not f then error("XDBTX_BENCH_BASE: no xdbtx/core.so in " .. base, 0) end
+  f:close()
+end
+local lua = os.getenv("LUA") or "lua5.4"
+local function other(what, name)
+  local cpath = base .. "/?.so;;"
+  local cmd = string.format("LUA_CPATH_5_4=%q LUA_CPATH=%q %s bench/lib/codec_rate.lua %s %s %g", cpath,
+    cpath, lua, what, name, SECONDS)
+  local out = io.popen(cmd)
+  local line = out:read("*l") or ""
+  out:close()
+  return tonumber(line:match("^" .. what .. " (%d+)")) or error("base build: " .. cmd .. ": " .. line, 0)
+end
+
 local names = { "small", "medium", "large" }
 local cases = {}
 for _, name in ipairs(names) do
@@ -69,7 +85,8 @@ for _, name in ipairs(names) do
   local f = assert(io.open(path, "wb"))
   f:write(bytes)
   f:close()
-  cases[name] = { t = t, bytes = bytes, path = path, enc = {}, dec = {}, cenc = {}, cdec = {}, renc = {}, rdec = {} }
+  cases[name] = { t = t, bytes = bytes, path = path, enc = {}, dec = {}, cenc = {}, cdec = {}, renc = {}, rdec = {},
+                  benc = {}, bdec = {}, rbenc = {}, rbdec = {} }
 end
 
 for _ = 1, ROUNDS do
@@ -85,6 +102,11 @@ for _ = 1, ROUNDS do
     if ce and cd then
       c.cenc[#c.cenc + 1], c.cdec[#c.cdec + 1] = ce, cd
       c.renc[#c.renc + 1], c.rdec[#c.rdec + 1] = enc / ce, dec / cd
+    end
+    if base then
+      local be, bd = other("encode", name), other("decode", name)
+      c.benc[#c.benc + 1], c.bdec[#c.bdec + 1] = be, bd
+      c.rbenc[#c.rbenc + 1], c.rbdec[#c.rbdec + 1] = enc / be, dec / bd
     end
   end
 end
@@ -104,4 +126,14 @@ for _, name in ipairs(names) do
   local c = cases[name]
   print(string.format("%-7s %7d  %s  %s", name, #c.bytes, cols(c.enc, c.cenc, c.renc),
     cols(c.dec, c.cdec, c.rdec)))
+end
+if base then
+  print(string.format("against the build in %s (ratio: this build / that one)", base))
+  print(string.format("%-7s %7s  %10s %10s %6s %11s  %10s %10s %6s %11s", "doc", "bytes",
+    "encode/s", "base enc/s", "ratio", "(range)", "decode/s", "base dec/s", "ratio", "(range)"))
+  for _, name in ipairs(names) do
+    local c = cases[name]
+    print(string.format("%-7s %7d  %s  %s", name, #c.bytes, cols(c.enc, c.benc, c.rbenc),
+      cols(c.dec, c.bdec, c.rbdec)))
+  end
 end
