@@ -16,12 +16,14 @@
 --    best of each, and the ratio xdbtx / raw libmongoc (target <= 1.15).
 --    Each round runs about XDBTX_BENCH_OPS (3000) operations (300 for the
 --    large document).
+--    Then the small document's 3-operation transaction also through the
+--    core's methods directly, without the Lua layer: how the gap to C splits.
 -- 3. Lua garbage per transaction (collectgarbage("count") with the
 --    collector stopped) after 100 and after 1000 transactions: the same
 --    figure twice means nothing grows with the number of transactions.
 -- 4. With XDBTX_BENCH_CALLGRIND=1 (valgrind installed): instructions per
 --    transaction of both sides for K = 1, 3 and 30 on the small document and
---    K = 3 on the medium one,
+--    K = 3 on the medium one (and the core's methods alone for K = 3, small),
 --    each side in processes of its own for N and for 0 transactions, the
 --    difference per transaction (independent of the machine's load).
 local xdbtx = require "xdbtx"
@@ -62,7 +64,35 @@ local function txn(coll, doc, k)
   end)
 end
 
--- `lua bench/txn.lua inner K DOC N`: only the Lua side's N transactions (for callgrind)
+-- The small document's 3-operation transaction through the core's session
+-- and collection methods directly: what client:transaction and the
+-- Collection methods call, without the Lua layer (no retry loop, context,
+-- events or fast-method dispatch). Against C, what the binding and the codec
+-- cost alone.
+local function core_txn(coll, doc)
+  local cs = client._core:start_session()
+  local ccoll = coll._core
+  cs:start_transaction()
+  next_id = next_id + 1
+  local id = next_id
+  doc._id = id
+  ccoll:insert_one(cs, doc)
+  ccoll:update_one(cs, { _id = id }, { ["$inc"] = { n = 1 } })
+  ccoll:find_one(cs, { _id = id })
+  cs:commit()
+  cs:close()
+end
+
+-- `lua bench/txn.lua inner K DOC N`: only the Lua side's N transactions (for
+-- callgrind); K = "core": core_txn on the small document.
+if arg and arg[1] == "inner" and arg[2] == "core" then
+  local n = tonumber(arg[4])
+  local coll = client:collection(DB, "txn_cg")
+  for _ = 1, 20 do core_txn(coll, SAMPLES.small) end
+  for _ = 1, n do core_txn(coll, SAMPLES.small) end
+  coll:delete_many {}
+  os.exit(0)
+end
 if arg and arg[1] == "inner" then
   local k, name, n = tonumber(arg[2]), arg[3], tonumber(arg[4])
   local coll = client:collection(DB, "txn_cg")
@@ -145,6 +175,29 @@ print(("client CPU ratio xdbtx / raw libmongoc: at most %.2f for the small and m
   " at most %.2f for the large one (the C side inserts prebuilt BSON, xdbtx converts a 95 KB table);" ..
   " best of %d interleaved rounds"):format(worst, worst_large, ROUNDS))
 
+-- 2b. where the gap is: the small document's 3-operation transaction also
+-- through core_txn, interleaved with the other two.
+do
+  local coll = client:collection(DB, "txn_core")
+  local doc = SAMPLES.small
+  local n = OPS // 3
+  for _ = 1, 5 do core_txn(coll, doc) end
+  local best_l, best_k, best_c = math.huge, math.huge, math.huge
+  for _ = 1, ROUNDS do
+    best_l = math.min(best_l, lua_round(coll, doc, 3, n))
+    local c0 = os.clock()
+    for _ = 1, n do core_txn(coll, doc) end
+    best_k = math.min(best_k, os.clock() - c0)
+    coll:delete_many {}
+    best_c = math.min(best_c, c_round(3, "small", n))
+  end
+  print(("3-operation transaction, small document, %d each, best of %d interleaved rounds: xdbtx %.1f us," ..
+    " the core's methods alone %.1f us, raw libmongoc %.1f us; ratios to C %.2f and %.2f (the Lua layer" ..
+    " %.2f of it, the binding and the codec %.2f)"):format(n, ROUNDS, best_l / n * 1e6, best_k / n * 1e6,
+    best_c / n * 1e6, best_l / best_c, best_k / best_c, (best_l - best_k) / best_c, best_k / best_c - 1))
+  coll:delete_many {}
+end
+
 -- 3. garbage per transaction
 do
   local coll = client:collection(DB, "txn_gc")
@@ -185,6 +238,13 @@ if os.getenv("XDBTX_BENCH_CALLGRIND") == "1" and cg.available() then
     end, n)
     print(("instructions per %d-operation transaction (callgrind, %s document): xdbtx %.0f, raw libmongoc %.0f, ratio %.2f")
       :format(k, name, l, c, l / c))
+    if k == 3 and name == "small" then
+      local core = cg.per_run(function(m)
+        return ("%s %s bench/txn.lua inner core small %d"):format(lua, lpath, m)
+      end, n)
+      print(("  of which the Lua layer %.0f: the core's methods alone take %.0f (ratio to C %.2f)")
+        :format(l - core, core, core / c))
+    end
   end
 end
 for _, path in pairs(FILES) do os.remove(path) end
