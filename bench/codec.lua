@@ -65,11 +65,11 @@ if base then
   if not f then error("XDBTX_BENCH_BASE: no xdbtx/core.so in " .. base, 0) end
   f:close()
 end
-local lua = os.getenv("LUA") or "lua5.4"
+local interp = os.getenv("LUA") or "lua5.4"
 local function other(what, name)
   local cpath = base .. "/?.so;;"
   local cmd = string.format("LUA_CPATH_5_4=%q LUA_CPATH=%q %s bench/lib/codec_rate.lua %s %s %g", cpath,
-    cpath, lua, what, name, SECONDS)
+    cpath, interp, what, name, SECONDS)
   local out = io.popen(cmd)
   local line = out:read("*l") or ""
   out:close()
