@@ -87,19 +87,15 @@ end
 
 -- `lua bench/txn.lua inner K DOC N`: only the Lua side's N transactions (for
 -- callgrind); K = "core": core_txn on the small document.
-if arg and arg[1] == "inner" and arg[2] == "core" then
-  local n = tonumber(arg[4])
-  local coll = client:collection(DB, "txn_cg")
-  for _ = 1, 20 do core_txn(coll, SAMPLES.small) end
-  for _ = 1, n do core_txn(coll, SAMPLES.small) end
-  coll:delete_many {}
-  os.exit(0)
-end
 if arg and arg[1] == "inner" then
   local k, name, n = tonumber(arg[2]), arg[3], tonumber(arg[4])
   local coll = client:collection(DB, "txn_cg")
-  for _ = 1, 20 do txn(coll, SAMPLES[name], k) end
-  for _ = 1, n do txn(coll, SAMPLES[name], k) end
+  local function one()
+    if k then return txn(coll, SAMPLES[name], k) end
+    return core_txn(coll, SAMPLES.small)
+  end
+  for _ = 1, 20 do one() end
+  for _ = 1, n do one() end
   coll:delete_many {}
   os.exit(0)
 end
