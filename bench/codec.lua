@@ -15,7 +15,8 @@
 -- round also measures that build, in a process of its own
 -- (bench/lib/codec_rate.lua) on the same documents, and a second table gives
 -- the ratios this build / that build: what a change gained, measured side by
--- side on one machine.
+-- side on one machine. Last, the targets of issue "Performance" against this
+-- run's medians, and with XDBTX_BENCH_CALLGRIND=1 instructions per run.
 --   lua5.4 bench/codec.lua        (package.cpath must reach xdbtx/core.so)
 package.path = "./bench/lib/?.lua;" .. package.path
 local x = require "xdbtx.core"
@@ -158,5 +159,28 @@ if base and #cases.large.rbenc > 0 then
   else
     print(string.format("large encode %.2f times the base build (the target is against %s, not measured here)",
       r, ISSUE_BUILD))
+  end
+end
+
+-- With XDBTX_BENCH_CALLGRIND=1 (valgrind installed): instructions per encode
+-- and per decode of each document, xdbtx (bench/lib/codec_loop.lua) against
+-- the C baseline (-n), each in processes of its own for N and for 0 runs,
+-- the difference per run. Machine load does not change these; the ratio
+-- C / xdbtx is what the rate ratio above would be at equal instructions per
+-- cycle (the Lua side's run at a lower rate, so the rate ratios are lower).
+local cg = require "callgrind"
+if os.getenv("XDBTX_BENCH_CALLGRIND") == "1" and have_c and cg.available() then
+  local RUNS = { small = 4000, medium = 1000, large = 20 }
+  local lua_cmd = string.format("%s -e %q bench/lib/codec_loop.lua", interp,
+    string.format("package.cpath = %q", package.cpath))
+  for _, name in ipairs(names) do
+    local c = cases[name]
+    local fig = {}
+    for _, what in ipairs { "encode", "decode" } do
+      local l = cg.per_run(function(m) return ("%s %s %s %d"):format(lua_cmd, what, name, m) end, RUNS[name])
+      local ci = cg.per_run(function(m) return ("%q -n %d -m %s %q"):format(bin, m, what, c.path) end, RUNS[name])
+      fig[#fig + 1] = string.format("%s xdbtx %.0f, C %.0f, C/xdbtx %.2f", what, l, ci, ci / l)
+    end
+    print(string.format("instructions per run (callgrind), %s: %s; %s", name, fig[1], fig[2]))
   end
 end

@@ -2,7 +2,7 @@
  * codec_baseline.c - the C floor for bench/codec.lua: what libbson alone
  * costs for the same documents, with no Lua involved.
  *
- *   codec_baseline [-t SECONDS] [-m encode|decode] FILE.bson...
+ *   codec_baseline [-t SECONDS] [-n COUNT] [-m encode|decode] FILE.bson...
  *                                  prints per file: NAME encode N decode M
  *                                  (-m: only that figure)
  *
@@ -10,7 +10,9 @@
  * (values read from a prepared array of bson_value_t, so no parsing is
  * timed); "decode" walks every element with bson_iter, recursing into
  * subdocuments and touching each value. Figures are documents per second of
- * CPU time (clock()), each measured for SECONDS (default 0.5).
+ * CPU time (clock()), each measured for SECONDS (default 0.5). With -n, each
+ * runs exactly COUNT times instead and the figure printed is COUNT: for
+ * instruction counts under callgrind (bench/codec.lua subtracts a -n 0 run).
  * bench/codec.lua runs it once per document and round, between its own
  * measurements of the same bytes, so both see the same machine load.
  */
@@ -140,6 +142,25 @@ walk (bson_iter_t *it)
    }
 }
 
+/* One encode (the document rebuilt from the prepared values) and one
+ * decode (the walk), as the timed and the counted loops run them. */
+static void
+encode_once (void)
+{
+   bson_t b = BSON_INITIALIZER;
+   build (&b, 0);
+   sink += b.len;
+   bson_destroy (&b);
+}
+
+static void
+decode_once (const bson_t *doc)
+{
+   bson_iter_t it;
+   bson_iter_init (&it, doc);
+   walk (&it);
+}
+
 static double
 now (void)
 {
@@ -151,12 +172,16 @@ main (int argc, char **argv)
 {
    int a = 1;
    double secs = 0.5;
+   long count = -1; /* -n: a fixed number of runs, untimed */
    bool do_enc = true, do_dec = true;
 
    while (a + 1 < argc && argv[a][0] == '-') {
       if (strcmp (argv[a], "-t") == 0) {
          secs = atof (argv[a + 1]);
          secs = secs > 0 ? secs : 0.5;
+      } else if (strcmp (argv[a], "-n") == 0) {
+         count = atol (argv[a + 1]);
+         count = count >= 0 ? count : 0;
       } else if (strcmp (argv[a], "-m") == 0) {
          do_enc = strcmp (argv[a + 1], "decode") != 0;
          do_dec = strcmp (argv[a + 1], "encode") != 0;
@@ -187,24 +212,30 @@ main (int argc, char **argv)
       bson_iter_init (&it, doc);
       flatten (&it);
 
-      for (n = 0, t0 = now (); do_enc && now () - t0 < secs;) {
-         int k;
-         for (k = 0; k < 64; k++, n++) {
-            bson_t b = BSON_INITIALIZER;
-            build (&b, 0);
-            sink += b.len;
-            bson_destroy (&b);
+      if (count >= 0) {
+         for (n = 0; do_enc && n < count; n++) {
+            encode_once ();
          }
-      }
-      enc = do_enc ? n / (now () - t0) : 0;
-      for (n = 0, t0 = now (); do_dec && now () - t0 < secs;) {
-         int k;
-         for (k = 0; k < 64; k++, n++) {
-            bson_iter_init (&it, doc);
-            walk (&it);
+         for (n = 0; do_dec && n < count; n++) {
+            decode_once (doc);
          }
+         enc = dec = (double) count;
+      } else {
+         for (n = 0, t0 = now (); do_enc && now () - t0 < secs;) {
+            int k;
+            for (k = 0; k < 64; k++, n++) {
+               encode_once ();
+            }
+         }
+         enc = do_enc ? n / (now () - t0) : 0;
+         for (n = 0, t0 = now (); do_dec && now () - t0 < secs;) {
+            int k;
+            for (k = 0; k < 64; k++, n++) {
+               decode_once (doc);
+            }
+         }
+         dec = do_dec ? n / (now () - t0) : 0;
       }
-      dec = do_dec ? n / (now () - t0) : 0;
       name = strrchr (argv[a], '/') ? strrchr (argv[a], '/') + 1 : argv[a];
       printf ("%s", name);
       if (do_enc) {
