@@ -178,7 +178,7 @@ if os.getenv("XDBTX_BENCH_CALLGRIND") == "1" and have_c and cg.available() then
     local fig = {}
     for _, what in ipairs { "encode", "decode" } do
       local l = cg.per_run(function(k) return ("%s %s %s %d"):format(lua_cmd, what, name, k) end, RUNS[name])
-      local ci = cg.per_run(function(m) return ("%q -n %d -m %s %q"):format(bin, m, what, c.path) end, RUNS[name])
+      local ci = cg.per_run(function(k) return ("%q -n %d -m %s %q"):format(bin, k, what, c.path) end, RUNS[name])
       fig[#fig + 1] = string.format("%s xdbtx %.0f, C %.0f, C/xdbtx %.2f", what, l, ci, ci / l)
     end
     print(string.format("instructions per run (callgrind), %s: %s; %s", name, fig[1], fig[2]))
