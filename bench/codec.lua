@@ -167,8 +167,8 @@ end
 -- and per decode of each document, xdbtx (bench/lib/codec_loop.lua) against
 -- the C baseline (-n), each in processes of its own for N and for 0 runs,
 -- the difference per run. Machine load does not change these; the ratio
--- C / xdbtx is what the rate ratio above would be at equal instructions per
--- cycle (the Lua side's run at a lower rate, so the rate ratios are lower).
+-- C / xdbtx is what the rate ratio above would be if both sides ran as many
+-- instructions per cycle (where the rate ratio differs, they do not).
 local cg = require "callgrind"
 if os.getenv("XDBTX_BENCH_CALLGRIND") == "1" and have_c and cg.available() then
   local RUNS = { small = 4000, medium = 1000, large = 20 }
