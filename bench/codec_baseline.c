@@ -142,12 +142,13 @@ walk (bson_iter_t *it)
    }
 }
 
-/* One encode (the document rebuilt from the prepared values) and one
- * decode (the walk), as the timed and the counted loops run them. */
+/* One encode (the document rebuilt from the prepared values; doc unused)
+ * and one decode (the walk of doc). */
 static void
-encode_once (void)
+encode_once (const bson_t *doc)
 {
    bson_t b = BSON_INITIALIZER;
+   (void) doc;
    build (&b, 0);
    sink += b.len;
    bson_destroy (&b);
@@ -165,6 +166,29 @@ static double
 now (void)
 {
    return (double) clock () / CLOCKS_PER_SEC;
+}
+
+/* The figure of one operation on doc: with count >= 0, run it exactly count
+ * times and return count; else runs per second of CPU time over secs. */
+static double
+figure (void (*once) (const bson_t *), const bson_t *doc, long count, double secs)
+{
+   long n;
+   double t0;
+
+   if (count >= 0) {
+      for (n = 0; n < count; n++) {
+         once (doc);
+      }
+      return (double) count;
+   }
+   for (n = 0, t0 = now (); now () - t0 < secs;) {
+      int k;
+      for (k = 0; k < 64; k++, n++) {
+         once (doc);
+      }
+   }
+   return n / (now () - t0);
 }
 
 int
@@ -196,8 +220,7 @@ main (int argc, char **argv)
       bson_reader_t *r;
       bson_iter_t it;
       const bson_t *d;
-      double t0, enc, dec;
-      long n;
+      double enc, dec;
       bool eof;
       const char *name;
 
@@ -212,30 +235,8 @@ main (int argc, char **argv)
       bson_iter_init (&it, doc);
       flatten (&it);
 
-      if (count >= 0) {
-         for (n = 0; do_enc && n < count; n++) {
-            encode_once ();
-         }
-         for (n = 0; do_dec && n < count; n++) {
-            decode_once (doc);
-         }
-         enc = dec = (double) count;
-      } else {
-         for (n = 0, t0 = now (); do_enc && now () - t0 < secs;) {
-            int k;
-            for (k = 0; k < 64; k++, n++) {
-               encode_once ();
-            }
-         }
-         enc = do_enc ? n / (now () - t0) : 0;
-         for (n = 0, t0 = now (); do_dec && now () - t0 < secs;) {
-            int k;
-            for (k = 0; k < 64; k++, n++) {
-               decode_once (doc);
-            }
-         }
-         dec = do_dec ? n / (now () - t0) : 0;
-      }
+      enc = do_enc ? figure (encode_once, doc, count, secs) : 0;
+      dec = do_dec ? figure (decode_once, doc, count, secs) : 0;
       name = strrchr (argv[a], '/') ? strrchr (argv[a], '/') + 1 : argv[a];
       printf ("%s", name);
       if (do_enc) {
