@@ -23,124 +23,9 @@
 
 #include <bson/bson.h>
 
-/* One element of a flattened document: begin/end markers for children. */
-typedef struct {
-   enum { LEAF, BEGIN_DOC, BEGIN_ARR, END } op;
-   char *key;
-   int keylen;
-   bson_value_t v;
-} op_t;
+#include "lib/bson_doc.h"
 
-static op_t *ops;
-static size_t nops, capops;
-
-static op_t *
-add_op (void)
-{
-   if (nops == capops) {
-      capops = capops ? capops * 2 : 256;
-      ops = realloc (ops, capops * sizeof *ops);
-   }
-   memset (&ops[nops], 0, sizeof *ops);
-   return &ops[nops++];
-}
-
-static void
-flatten (bson_iter_t *it)
-{
-   while (bson_iter_next (it)) {
-      op_t *o = add_op ();
-      o->key = bson_strdup (bson_iter_key (it));
-      o->keylen = (int) strlen (o->key);
-      if (BSON_ITER_HOLDS_DOCUMENT (it) || BSON_ITER_HOLDS_ARRAY (it)) {
-         bson_iter_t child;
-         o->op = BSON_ITER_HOLDS_ARRAY (it) ? BEGIN_ARR : BEGIN_DOC;
-         bson_iter_recurse (it, &child);
-         flatten (&child);
-         add_op ()->op = END;
-      } else {
-         o->op = LEAF;
-         bson_value_copy (bson_iter_value (it), &o->v);
-      }
-   }
-}
-
-static void
-free_ops (void)
-{
-   size_t i;
-
-   for (i = 0; i < nops; i++) {
-      bson_free (ops[i].key);
-      if (ops[i].op == LEAF) {
-         bson_value_destroy (&ops[i].v);
-      }
-   }
-   nops = 0;
-}
-
-static size_t
-build (bson_t *b, size_t i)
-{
-   while (i < nops && ops[i].op != END) {
-      op_t *o = &ops[i];
-      if (o->op == LEAF) {
-         bson_append_value (b, o->key, o->keylen, &o->v);
-         i++;
-      } else {
-         bson_t child;
-         if (o->op == BEGIN_ARR) {
-            bson_append_array_begin (b, o->key, o->keylen, &child);
-            i = build (&child, i + 1);
-            bson_append_array_end (b, &child);
-         } else {
-            bson_append_document_begin (b, o->key, o->keylen, &child);
-            i = build (&child, i + 1);
-            bson_append_document_end (b, &child);
-         }
-         i++; /* END */
-      }
-   }
-   return i;
-}
-
-static volatile uint64_t sink;
-
-static void
-walk (bson_iter_t *it)
-{
-   uint32_t len;
-   while (bson_iter_next (it)) {
-      sink += (uint64_t) bson_iter_key_len (it);
-      switch (bson_iter_type (it)) {
-      case BSON_TYPE_DOCUMENT:
-      case BSON_TYPE_ARRAY: {
-         bson_iter_t child;
-         bson_iter_recurse (it, &child);
-         walk (&child);
-         break;
-      }
-      case BSON_TYPE_UTF8:
-         sink += (uint64_t) bson_iter_utf8 (it, &len)[0] + len;
-         break;
-      case BSON_TYPE_INT32:
-         sink += (uint64_t) bson_iter_int32 (it);
-         break;
-      case BSON_TYPE_INT64:
-         sink += (uint64_t) bson_iter_int64 (it);
-         break;
-      case BSON_TYPE_DOUBLE:
-         sink += (uint64_t) bson_iter_double (it);
-         break;
-      case BSON_TYPE_BOOL:
-         sink += bson_iter_bool (it);
-         break;
-      default:
-         sink += bson_iter_type (it);
-         break;
-      }
-   }
-}
+static flat_doc_t flat; /* the document being measured, flattened */
 
 /* One encode (the document rebuilt from the prepared values; doc unused)
  * and one decode (the walk of doc). */
@@ -149,17 +34,15 @@ encode_once (const bson_t *doc)
 {
    bson_t b = BSON_INITIALIZER;
    (void) doc;
-   build (&b, 0);
-   sink += b.len;
+   flat_doc_build (&flat, &b);
+   walk_sink += b.len;
    bson_destroy (&b);
 }
 
 static void
 decode_once (const bson_t *doc)
 {
-   bson_iter_t it;
-   bson_iter_init (&it, doc);
-   walk (&it);
+   walk_doc (doc);
 }
 
 static double
@@ -218,7 +101,6 @@ main (int argc, char **argv)
    for (; a < argc; a++) {
       bson_t *doc;
       bson_reader_t *r;
-      bson_iter_t it;
       const bson_t *d;
       double enc, dec;
       bool eof;
@@ -231,9 +113,7 @@ main (int argc, char **argv)
       }
       doc = bson_copy (d);
       bson_reader_destroy (r);
-      nops = 0;
-      bson_iter_init (&it, doc);
-      flatten (&it);
+      flat_doc_init (&flat, doc);
 
       enc = do_enc ? figure (encode_once, doc, count, secs) : 0;
       dec = do_dec ? figure (decode_once, doc, count, secs) : 0;
@@ -247,8 +127,7 @@ main (int argc, char **argv)
       }
       printf ("\n");
       bson_destroy (doc);
-      free_ops ();
+      flat_doc_free (&flat);
    }
-   free (ops);
    return 0;
 }
