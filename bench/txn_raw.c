@@ -6,7 +6,15 @@
  * (read from DOCFILE, raw BSON, with a new _id first), update_one ($inc n)
  * of the last inserted document, find_one (limit 1) of it; then the commit.
  *
- *   txn_raw URI N COLLECTION K DOCFILE   prints "cpu_seconds X" and "wall_seconds Y"
+ *   txn_raw URI N COLLECTION K DOCFILE [docs]
+ *                              prints "cpu_seconds X" and "wall_seconds Y"
+ *
+ * Without "docs" the inserted document is the file's BSON copied behind the
+ * new _id, and the found one is not read: libmongoc's cost alone. With
+ * "docs" the program also does the document work an application in C
+ * does: it builds each inserted document with bson_append_* (from values
+ * prepared once) and walks every value of the found one with bson_iter
+ * (bench/lib/bson_doc.h, the C floor of bench/codec.lua).
  *
  * CPU time is clock(): the whole process, libmongoc's monitor thread
  * included, the same measure as Lua's os.clock(). With N = 0 it only
@@ -14,9 +22,12 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <mongoc/mongoc.h>
+
+#include "lib/bson_doc.h"
 
 static double
 wall_now (void)
@@ -64,8 +75,8 @@ read_doc (const char *path)
 }
 
 static void
-one_txn (mongoc_client_t *client, mongoc_collection_t *coll, const bson_t *tmpl, int k,
-         int64_t *next_id)
+one_txn (mongoc_client_t *client, mongoc_collection_t *coll, const bson_t *tmpl,
+         const flat_doc_t *flat, int k, int64_t *next_id)
 {
    bson_error_t error;
    bson_t opts = BSON_INITIALIZER, reply, doc, filter, update, child, fopts;
@@ -85,7 +96,11 @@ one_txn (mongoc_client_t *client, mongoc_collection_t *coll, const bson_t *tmpl,
          last = (*next_id)++;
          bson_init (&doc);
          BSON_APPEND_INT64 (&doc, "_id", last);
-         bson_concat (&doc, tmpl);
+         if (flat) {
+            flat_doc_build (flat, &doc);
+         } else {
+            bson_concat (&doc, tmpl);
+         }
          if (!mongoc_collection_insert_one (coll, &doc, &opts, &reply, &error)) die ("insert", &error);
          bson_destroy (&reply);
          bson_destroy (&doc);
@@ -112,6 +127,7 @@ one_txn (mongoc_client_t *client, mongoc_collection_t *coll, const bson_t *tmpl,
          cursor = mongoc_collection_find_with_opts (coll, &filter, &fopts, NULL);
          if (!mongoc_cursor_next (cursor, &found) && mongoc_cursor_error (cursor, &error))
             die ("find", &error);
+         if (flat && found) walk_doc (found);
          mongoc_cursor_destroy (cursor);
          bson_destroy (&fopts);
          bson_destroy (&filter);
@@ -137,14 +153,18 @@ main (int argc, char **argv)
    int64_t next_id = 1;
    clock_t c0, c1;
    double w0, w1;
+   flat_doc_t flat = {0};
+   bool docs;
 
-   if (argc < 6) {
-      fprintf (stderr, "usage: txn_raw URI N COLLECTION K DOCFILE\n");
+   if (argc < 6 || (argc > 6 && strcmp (argv[6], "docs") != 0)) {
+      fprintf (stderr, "usage: txn_raw URI N COLLECTION K DOCFILE [docs]\n");
       return 2;
    }
+   docs = argc > 6;
    n = atoi (argv[2]);
    k = atoi (argv[4]);
    tmpl = read_doc (argv[5]);
+   if (docs) flat_doc_init (&flat, tmpl);
    mongoc_init ();
    uri = mongoc_uri_new_with_error (argv[1], &error);
    if (!uri) die ("uri", &error);
@@ -154,10 +174,10 @@ main (int argc, char **argv)
    coll = mongoc_client_get_collection (client, "xdbtx_bench", argv[3]);
    mongoc_collection_delete_many (coll, &empty, NULL, NULL, NULL);
 
-   for (i = 0; i < warm; i++) one_txn (client, coll, tmpl, k, &next_id);
+   for (i = 0; i < warm; i++) one_txn (client, coll, tmpl, docs ? &flat : NULL, k, &next_id);
    c0 = clock ();
    w0 = wall_now ();
-   for (i = 0; i < n; i++) one_txn (client, coll, tmpl, k, &next_id);
+   for (i = 0; i < n; i++) one_txn (client, coll, tmpl, docs ? &flat : NULL, k, &next_id);
    c1 = clock ();
    w1 = wall_now ();
    printf ("cpu_seconds %.6f\nwall_seconds %.6f\n", (double) (c1 - c0) / CLOCKS_PER_SEC, w1 - w0);
@@ -168,6 +188,7 @@ main (int argc, char **argv)
    mongoc_client_pool_destroy (pool);
    mongoc_uri_destroy (uri);
    bson_destroy (tmpl);
+   flat_doc_free (&flat);
    mongoc_cleanup ();
    return 0;
 }
