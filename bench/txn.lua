@@ -139,9 +139,14 @@ local function lua_round(coll, doc, k, n)
   return os.clock() - c0
 end
 
--- mode: "" (libmongoc alone) or "docs" (with the document work)
+-- The C program's command for n transactions of k operations on document
+-- `name`; mode: "" (libmongoc alone) or "docs" (with the document work).
+local function c_cmd(k, name, n, mode)
+  return ("%q %q %d txn_c %d %q %s"):format(bin, uri, n, k, FILES[name], mode or "")
+end
+
 local function c_round(k, name, n, mode)
-  local p = io.popen(("%q %q %d txn_c %d %q %s 2>&1"):format(bin, uri, n, k, FILES[name], mode or ""))
+  local p = io.popen(c_cmd(k, name, n, mode) .. " 2>&1")
   local out = p:read("a")
   p:close()
   local cpu = tonumber(out:match("cpu_seconds ([%d.]+)"))
@@ -244,9 +249,7 @@ if os.getenv("XDBTX_BENCH_CALLGRIND") == "1" and cg.available() then
       return ("%s %s bench/txn.lua inner %d %s %d"):format(lua, lpath, k, name, m)
     end, n)
     local function c_side(mode)
-      return cg.per_run(function(m)
-        return ("%q %q %d txn_c %d %q %s"):format(bin, uri, m, k, FILES[name], mode)
-      end, n)
+      return cg.per_run(function(m) return c_cmd(k, name, m, mode) end, n)
     end
     local c, d = c_side(""), c_side("docs")
     print(("instructions per %d-operation transaction (callgrind, %s document): xdbtx %.0f, raw libmongoc %.0f," ..
