@@ -118,11 +118,26 @@ describe("journal and recovery", function()
           { ["$set"] = { touched = true } }, { max_time_ms = 300, session = false })
         assert.are.equal(50, err.code) -- MaxTimeMSExpired
       end
-      local done = x.recover(journal, trees, { older_than = 0 })
+      -- a compensate listener sees each compensation recovery runs (and
+      -- must not break it)
+      local seen = {}
+      local off = x.on("compensate", function(ev) seen[#seen + 1] = ev end)
+      local ok_r, done = pcall(x.recover, journal, trees, { older_than = 0 })
+      off()
+      assert(ok_r, tostring(done))
       assert.are.equal(1, #done)
       local out = done[1]
       assert.are.equal(id, out.id)
       assert.are.equal(status, out.status, tostring(out))
+      if status == "compensated" then
+        assert.are.equal(1, #seen)
+        assert.are.equal("compensated", seen[1].state)
+        assert.are.equal(id, seen[1].tree)
+        assert.is_number(seen[1].elapsed)
+        assert.is_number(seen[1].attempt)
+      else
+        assert.are.equal(0, #seen)
+      end
       assert.is_true(out.recovered)
       assert.are.same(want, { balances() })
       unlocked()
@@ -141,6 +156,10 @@ describe("journal and recovery", function()
       else
         assert.is_false(ok)
         assert.are.equal(status, res.outcome.status)
+        -- recovery recorded no error (the coordinator died): a journal state
+        assert.is_true(res.replayed)
+        assert.are.equal("state", res.phase)
+        assert.are.equal("journal", res.domain)
       end
       assert.are.same(want, { balances() })
     end)
@@ -257,7 +276,12 @@ describe("journal and recovery", function()
         participants = arr { { client = a:id(), uri = a:uri(), paths = arr { "1" } },
                              { client = b:id(), uri = b:uri(), paths = arr { "1.1" } } } }
       acc_a:update_one({ _id = "alice" }, { ["$inc"] = { balance = -10 } })
-      local done = x.recover(journal, trees, { older_than = 0 })
+      local seen = {}
+      local off = x.on("compensate", function(ev) seen[#seen + 1] = ev.node .. " " .. ev.state end)
+      local ok, done = pcall(x.recover, journal, trees, { older_than = 0 })
+      off()
+      assert(ok, tostring(done))
+      assert.are.same({ "debit compensated" }, seen)
       assert.are.equal(1, #done)
       assert.are.equal("compensated", done[1].status)
       assert.are.same({ 100, 0 }, { balances() })

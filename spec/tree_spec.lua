@@ -587,6 +587,29 @@ describe("the transaction tree in saga mode", function()
       assert.are.equal(at == 2 and 1 or 0, b:count_documents {})
     end)
 
+    it("a failure at node " .. at .. " after its write, no other node undone: partial, and it raises", function()
+      -- nodes before `at` have no compensate (they stay committed); the
+      -- failing node's write stays too: the run must not say "committed"
+      local tree = saga(at, {})
+      local function strip(nd, i)
+        if i < at then nd.compensate = nil end
+        for k, c in ipairs(nd.children or {}) do strip(c, i + k) end
+      end
+      strip(tree, 1)
+      if at == 1 then tree.children = nil end -- the failing node alone
+      local events = {}
+      local off = x.on("commit", function() events[#events + 1] = "commit" end)
+      local ok, err = pcall(x.run, tree, { mode = "saga" })
+      off()
+      assert.is_false(ok)
+      assert.are.equal("action", err.phase)
+      assert.are.equal("partial", err.outcome.status)
+      assert.are.equal("failed", err.outcome.nodes[at].state)
+      assert.are.same({}, events)
+      -- node i wrote one document; none was undone
+      assert.are.equal(at, a:count_documents {} + b:count_documents {})
+    end)
+
     it("a failure at node " .. at .. " before it sent anything: nothing of it stays", function()
       local log = {}
       local err = catch(x.run, saga(at, log, true), { mode = "saga" })

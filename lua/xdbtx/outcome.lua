@@ -23,21 +23,26 @@ O.Outcome = Outcome
 
 -- The status of a list of node states (see the header).
 function O.status(nodes)
-  local applied, undone, unknown, kept = 0, 0, 0, 0
+  local applied, kept, committed, unknown = 0, 0, 0, 0
   for _, n in ipairs(nodes) do
     local st = n.state
     if st == "unknown" then
       unknown = unknown + 1
-    elseif st == "committed" or st == "compensation_failed" or st == "failed" then
+    elseif st == "committed" then
+      applied, kept, committed = applied + 1, kept + 1, committed + 1
+    elseif st == "compensation_failed" or st == "failed" then
       applied, kept = applied + 1, kept + 1
     elseif st == "compensated" then
-      applied, undone = applied + 1, undone + 1
+      applied = applied + 1
     end
   end
   if unknown > 0 then return "unknown" end
   if applied == 0 then return "aborted" end
   if kept == 0 then return "compensated" end
-  if undone == 0 and kept == #nodes then return "committed" end
+  -- only a run whose every node committed is "committed": a saga node that
+  -- failed after sending writes (or a failed compensation) kept something
+  -- the run did not mean to, even when every other node committed
+  if committed == #nodes then return "committed" end
   return "partial"
 end
 

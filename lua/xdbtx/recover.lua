@@ -185,6 +185,8 @@ local function settle(journal, doc, trees, cache, opts, token)
       id = doc._id, ev_tree = doc._id, nodes = tree_nodes, store = store, saga = saga,
       saga_sessions = held, journal = J.attach(journal, "xdbtx.recover"),
       timeout = opts.timeout or doc.timeout or A.DEFAULT_TIMEOUT,
+      -- the events' attempt and elapsed (from the start of this recovery)
+      attempt = doc.attempt or 1, started = U.now(),
     }
   elseif undo then
     for _, n in ipairs(nodes) do

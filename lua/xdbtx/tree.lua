@@ -567,7 +567,8 @@ end
 function Tr.replay(outcome)
   if outcome.status == "committed" then return outcome end
   local e = outcome.error
-  local err = xerror(e and e.phase or "action", e and e.domain or "transaction",
+  -- no recorded error: xdbtx.recover settled the run after its coordinator died
+  local err = xerror(e and e.phase or "state", e and e.domain or "journal",
     "xdbtx.run: run " .. tostring(outcome.id) .. " already ran: " .. outcome.status ..
     (e and e.message and (": " .. e.message) or ""),
     { code = e and e.code or 0, name = e and e.name, node = e and e.node, outcome = outcome,
