@@ -246,9 +246,25 @@ describe("the transaction tree", function()
 
     it("an unknown commit result is retried until known", function()
       fail(2, { times = 2 }, { errorCode = 10107 }) -- NotWritablePrimary: UnknownTransactionCommitResult
+      local retries, commits = {}, nil
+      local off = x.on("retry", function(ev) retries[#retries + 1] = ev end)
+      local off2 = x.on("commit", function(ev) commits = ev.commits end)
       local out = x.run(build(shape, 3))
+      off()
+      off2()
       assert.are.equal("committed", out.status)
       assert.are.equal(3, total())
+      -- one retry event per commit sent again (the sends beyond one per
+      -- cluster), naming the node and its error
+      assert.is_true(#retries >= 1)
+      assert.are.equal(commits - 3, #retries)
+      for _, ev in ipairs(retries) do
+        assert.are.equal("commit", ev.what)
+        assert.are.equal("n2", ev.node)
+        assert.are.equal(out.id, ev.tree)
+        assert.are.equal(10107, ev.error.code)
+        assert.is_true(ev.error:has_label("UnknownTransactionCommitResult"))
+      end
     end)
 
     it("a commit result that never becomes known: status unknown, nothing compensated", function()

@@ -71,6 +71,18 @@ pause_before_retry (int attempt, double deadline)
    }
 }
 
+/* Keep the error of a send that is sent again (it->error, which is then
+ * empty), for the caller to report. */
+static void
+keep_retried (xdbtx_commit_t *it)
+{
+   xdbtx_error_t *r = bson_realloc (it->retried, (size_t) (it->n_retried + 1) * sizeof *r);
+
+   it->retried = r;
+   r[it->n_retried++] = it->error; /* the reply moves with it */
+   xdbtx_error_init (&it->error);
+}
+
 /* Commit one item until its result is known or the deadline passes. */
 static void
 commit_one (xdbtx_commit_t *it, double deadline)
@@ -78,7 +90,9 @@ commit_one (xdbtx_commit_t *it, double deadline)
    it->started = xdbtx_now ();
    for (;;) {
       it->attempts++;
-      xdbtx_error_cleanup (&it->error);
+      if (it->attempts > 1) {
+         keep_retried (it);
+      }
       if (xdbtx_session_commit (it->session, &it->error)) {
          it->state = XDBTX_COMMIT_OK;
          break;
@@ -124,6 +138,8 @@ xdbtx_commit_all (xdbtx_commit_t *items, size_t n, bool parallel, double deadlin
       items[i].attempts = 0;
       items[i].started = items[i].finished = 0;
       xdbtx_error_init (&items[i].error);
+      items[i].retried = NULL;
+      items[i].n_retried = 0;
    }
    if (!parallel || n < 2) {
       for (i = 0; i < n; i++) {
@@ -162,4 +178,21 @@ xdbtx_commit_all (xdbtx_commit_t *items, size_t n, bool parallel, double deadlin
    bson_free (started);
    bson_free (jobs);
    bson_free (threads);
+}
+
+void
+xdbtx_commit_cleanup (xdbtx_commit_t *items, size_t n)
+{
+   size_t i;
+   int j;
+
+   for (i = 0; i < n; i++) {
+      xdbtx_error_cleanup (&items[i].error);
+      for (j = 0; j < items[i].n_retried; j++) {
+         xdbtx_error_cleanup (&items[i].retried[j]);
+      }
+      bson_free (items[i].retried);
+      items[i].retried = NULL;
+      items[i].n_retried = 0;
+   }
 }

@@ -23,11 +23,8 @@ static int
 commits_gc (lua_State *L)
 {
    lcommits_t *b = luaL_checkudata (L, 1, XDBTX_COMMITS_MT);
-   size_t i;
 
-   for (i = 0; i < b->n; i++) {
-      xdbtx_error_cleanup (&b->items[i].error);
-   }
+   xdbtx_commit_cleanup (b->items, b->n);
    bson_free (b->items);
    b->items = NULL;
    b->n = 0;
@@ -39,7 +36,9 @@ static const char *const state_names[] = {"pending", "committed", "failed", "unk
 
 /* core.commit_all({ session, ... }, parallel, deadline) ->
  *    { { state = "committed"|"failed"|"unknown"|"aborted"|"pending", attempts = n,
- *        duration = seconds, error = Error|nil }, ... }  (in the order given) */
+ *        duration = seconds, error = Error|nil,
+ *        retried = { Error, ... }|nil (each send that was sent again) }, ... }
+ *    (in the order given) */
 int
 xdbtx_l_commit_all (lua_State *L)
 {
@@ -105,6 +104,14 @@ xdbtx_l_commit_all (lua_State *L)
       if (it->state == XDBTX_COMMIT_FAILED || it->state == XDBTX_COMMIT_UNKNOWN) {
          xdbtx_lua_push_error (L, &it->error);
          lua_setfield (L, -2, "error");
+      }
+      if (it->n_retried > 0) {
+         lua_createtable (L, it->n_retried, 0);
+         for (j = 0; j < (size_t) it->n_retried; j++) {
+            xdbtx_lua_push_error (L, &it->retried[j]);
+            lua_rawseti (L, -2, (int) (j + 1));
+         }
+         lua_setfield (L, -2, "retried");
       }
       lua_rawseti (L, -2, (int) (i + 1));
    }

@@ -318,8 +318,8 @@ typedef enum {
 } xdbtx_commit_state_t;
 
 /* One session of a commit phase. The caller fills `session` and owns the
- * item; xdbtx_commit_all fills the rest (`error` is owned by the item: clean
- * it up with xdbtx_error_cleanup). */
+ * item; xdbtx_commit_all fills the rest (the item owns its errors: release
+ * them with xdbtx_commit_cleanup). */
 typedef struct xdbtx_commit_t {
    xdbtx_session_t *session;
    xdbtx_commit_state_t state;
@@ -327,6 +327,8 @@ typedef struct xdbtx_commit_t {
    double started;        /* xdbtx_now() at the first send, and after the last */
    double finished;
    xdbtx_error_t error;   /* the last error, for FAILED and UNKNOWN */
+   xdbtx_error_t *retried; /* the errors of the sends that were sent again */
+   int n_retried;          /* (attempts - 1 of them; the caller reports them) */
 } xdbtx_commit_t;
 
 /* Commit items[0..n) (each on a session of its own client). In order: stop at
@@ -334,6 +336,9 @@ typedef struct xdbtx_commit_t {
  * at once, each from a thread of its own. An unknown result is retried until
  * known or `deadline` (xdbtx_now() seconds). Never fails as a whole. */
 void xdbtx_commit_all (xdbtx_commit_t *items, size_t n, bool parallel, double deadline);
+
+/* Release what items[0..n) own (their errors) and empty them. Idempotent. */
+void xdbtx_commit_cleanup (xdbtx_commit_t *items, size_t n);
 
 /* Seconds of the monotonic clock (the one core.now() reads). */
 double xdbtx_now (void);

@@ -351,6 +351,14 @@ local function tree_commit(run)
     local r = res[i]
     p.commit = r
     run.commit_sends = run.commit_sends + r.attempts
+    -- commits sent again (an unknown result) are reported now: they ran in C
+    local retried = r.retried
+    if retried then
+      for k = 1, #retried do
+        retried[k].node = label(p.nodes[1])
+        A.retrying(run, retried[k], "commit")
+      end
+    end
     if r.state == "committed" then
       committed = committed + 1
     elseif r.state == "unknown" or r.state == "failed" then
