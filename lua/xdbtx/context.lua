@@ -30,6 +30,7 @@ C.contexts = contexts -- read by the core's fast Collection methods (src/lfast.c
 function C.current()
   return contexts[co_running() or MAIN]
 end
+S.current = C.current
 
 -- Mark the sessions of a context with several (a list, or a map by client
 -- id) as held by v (the context, or nil); C.enter and C.leave mark a

@@ -11,7 +11,8 @@ of client:transaction or with_transaction may commit or abort it itself
 (MongoDB's convenient API allows it), after which the session is marked
 _txn_ended and operations routed to it raise instead of running outside
 the transaction (see S.check_txn); a sandbox or a tree never lets its body
-commit (or start another transaction). A session its owner closed (_ended) refuses
+commit (or start another transaction), and inside a sandbox no session
+starts or commits one. A session its owner closed (_ended) refuses
 every use. The transaction loops use S.start/S.commit/S.abort, which skip
 those guards. session:with_transaction is added by xdbtx.transaction.
 ]]
@@ -79,13 +80,32 @@ function S.abort(s)
   return monitored(s._client, c.abort, c)
 end
 
--- A sandbox or a tree ends its sessions' transactions itself.
+-- The running coroutine's context, or nil: set by xdbtx.context (which
+-- needs this module first).
+function S.current() return nil end
+
+-- The sandbox the running coroutine is in (its context or an outer one), or nil.
+local function running_sandbox()
+  local ctx = S.current()
+  while ctx do
+    if ctx.kind == "sandbox" then return ctx end
+    ctx = ctx.parent
+  end
+  return nil
+end
+
+-- A sandbox or a tree ends its sessions' transactions itself, and nothing
+-- inside a sandbox commits: no session there, held by it or not, starts or
+-- commits a transaction of its own.
 local function guard(self, what)
   local ctx = self._ctx
+  if (ctx and ctx.kind == "sandbox") or running_sandbox() then
+    raise("state", "state", "session:" .. what .. ": a sandbox never commits; it aborts when its" ..
+      " function returns")
+  end
   if ctx and ctx.kind ~= "transaction" then
-    raise("state", "state", "session:" .. what .. ": " .. (ctx.kind == "sandbox"
-      and "a sandbox never commits; it aborts when its function returns"
-      or "the transaction tree commits its sessions itself, after every action succeeded"))
+    raise("state", "state", "session:" .. what .. ": the transaction tree commits its sessions itself," ..
+      " after every action succeeded")
   end
 end
 
