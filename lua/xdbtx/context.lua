@@ -132,7 +132,7 @@ local function ambient(client, where)
     ws = m and m[cid]
   end
   if ws then
-    if ws._txn_ended then check_txn(ws) end
+    if ws._txn_ended then check_txn(ws, true) end
     return ws._core, ws
   end
   if ws == false then
@@ -159,7 +159,7 @@ function C.route(client, s, where)
       raise("routing", "state", where .. ": the session belongs to another client (" .. s._cid .. ")")
     end
     check_session(s)
-    check_txn(s)
+    check_txn(s, false)
     return s._core, s
   end
   return ambient(client, where)

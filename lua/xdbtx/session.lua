@@ -45,10 +45,10 @@ function S.check(s)
 end
 
 -- Raise for an operation routed to a session whose running transaction
--- its body ended, ambient or named with `session = s` (also a session of
--- yours under with_transaction): it would run outside the transaction.
-function S.check_txn(s)
-  if s._txn_ended and s._ctx then
+-- its body ended (ambient: always; named with `session = s`: when xdbtx
+-- owns the session, i.e. not for with_transaction on a session of yours).
+function S.check_txn(s, ambient)
+  if s._txn_ended and s._ctx and (ambient or s._owned) then
     raise("state", "state", "session: the running transaction was ended by session:commit() or" ..
       " session:abort() inside it; the operation would run outside it")
   end
