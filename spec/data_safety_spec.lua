@@ -172,6 +172,94 @@ describe("data safety", function()
     end)
   end)
 
+  describe("xdbtx.rollback cannot be turned into a commit", function()
+    it("a pcall that catches it: the transaction still rolls back, quietly", function()
+      local r1, r2 = client:transaction(function()
+        coll:insert_one { _id = 2 }
+        local ok = pcall(x.rollback, "changed my mind")
+        assert(not ok)
+        coll:insert_one { _id = 3 } -- runs in the doomed transaction
+        return "returned normally"
+      end)
+      assert.is_nil(r1)
+      assert.are.equal("changed my mind", r2)
+      assert.is_nil(coll:find_one { _id = 2 })
+      assert.is_nil(coll:find_one { _id = 3 })
+    end)
+
+    it("nor does a transient error after it rerun the body", function()
+      local runs = 0
+      local err = catch(client.transaction, client, function()
+        runs = runs + 1
+        coll:insert_one { _id = 10 + runs }
+        pcall(x.rollback, "no")
+        error(x.error { message = "late", labels = { TransientTransactionError = true } })
+      end)
+      assert.are.equal(1, runs)
+      assert.are.equal("late", err.message)
+      assert.is_nil(coll:find_one { _id = 11 })
+    end)
+
+    it("a safe method whose hook rolls back raises the rollback on, not nil, err", function()
+      local safe = require "xdbtx.safe"
+      local sc = safe.client(env.uri(), { app_name = "data_safety" })
+      local scoll = sc:collection(DB, "docs")
+      local off = scoll:before("insert", function(doc)
+        if doc.bad then x.rollback("hook says no") end
+      end)
+      local after_bad
+      local r1, r2 = sc:transaction(function()
+        scoll:insert_one { _id = 2 }
+        after_bad = { scoll:insert_one { _id = 3, bad = true } }
+        return "body done"
+      end)
+      off()
+      assert.is_nil(after_bad) -- the rollback unwound the body
+      assert.is_nil(r1)
+      assert.are.equal("hook says no", r2)
+      assert.is_nil(coll:find_one { _id = 2 })
+    end)
+
+    it("in a tree action: caught, the tree still rolls back", function()
+      local later = false
+      local r1, r2, out = x.run({
+        client = client, name = "first",
+        action = function()
+          coll:insert_one { _id = 30 }
+          pcall(x.rollback, "tree no")
+        end,
+        children = { { client = client, action = function() later = true end } },
+      })
+      assert.is_nil(r1)
+      assert.are.equal("tree no", r2)
+      assert.are.equal("aborted", out.status)
+      assert.is_false(later) -- the tree stopped at the node that rolled back
+      assert.is_nil(coll:find_one { _id = 30 })
+    end)
+
+    it("in a saga action: caught, it still ends the run and compensates", function()
+      local undone = {}
+      local tree = {
+        client = client, name = "first",
+        action = function() coll:insert_one { _id = 20 } return 20 end,
+        compensate = function(store) undone[#undone + 1] = store.first coll:delete_one { _id = 20 } end,
+        children = { {
+          client = client, name = "second",
+          action = function()
+            pcall(x.rollback, "saga no")
+            return "returned normally"
+          end,
+        } },
+      }
+      local r1, r2, out = x.run(tree, { mode = "saga" })
+      assert.is_nil(r1)
+      assert.are.equal("saga no", r2)
+      assert.are.equal("compensated", out.status)
+      assert.are.same({ 20 }, undone)
+      assert.is_nil(coll:find_one { _id = 20 })
+    end)
+  end)
+
   describe("a sandbox never commits", function()
     it("s:commit() inside raises and nothing is kept", function()
       local err = catch(x.sandbox, client, function(s)

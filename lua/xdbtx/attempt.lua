@@ -47,6 +47,15 @@ function A.rollback_sentinel(reason)
   error(setmetatable({ reason = reason }, Rollback), 0)
 end
 
+-- Mark the context ctx rollback-only (xdbtx.rollback was called in it): a
+-- body that then returns normally (something caught the sentinel) is rolled
+-- back all the same. -> the mark's sentinel value.
+function A.mark_rollback(ctx, reason)
+  local r = setmetatable({ reason = reason }, Rollback)
+  ctx.rolled_back = r
+  return r
+end
+
 --------------------------------------------------------------------------
 -- Options
 --------------------------------------------------------------------------
@@ -190,10 +199,14 @@ local function after_body(run, ok, ...)
     local err = ...
     abort_all(run)
     if getmetatable(err) == Rollback then return run:finish("rollback", err.reason) end
-    if run.retry == false or ctx.body_committed or not has_label(err, TRANSIENT) then
+    if run.retry == false or ctx.body_committed or ctx.rolled_back or not has_label(err, TRANSIENT) then
       return run:finish("error", err)
     end
     again = err
+  elseif ctx.rolled_back then
+    -- xdbtx.rollback was called and its sentinel caught on the way out
+    abort_all(run)
+    return run:finish("rollback", ctx.rolled_back.reason)
   else
     local done, cerr, rerun = run:commit()
     if done then return run:finish(done == true and "commit" or done, ...) end
@@ -212,8 +225,8 @@ function attempt(run)
   local ctx = run.ctx or run
   run.attempt = run.attempt + 1
   run.in_commit = nil
-  if ctx.on_commit or ctx.on_rollback or ctx.body_committed then
-    ctx.on_commit, ctx.on_rollback, ctx.body_committed = nil, nil, nil
+  if ctx.on_commit or ctx.on_rollback or ctx.body_committed or ctx.rolled_back then
+    ctx.on_commit, ctx.on_rollback, ctx.body_committed, ctx.rolled_back = nil, nil, nil, nil
   end
   local one = run.session
   local ok, err

@@ -11,8 +11,9 @@ failure nil and the error. Safe objects are thin proxies over the real ones
 safe Session; operations there return nil, err as well, so raise the error
 (`assert`/`error`) to make the transaction abort or retry: a swallowed error
 leaves a transaction the server may already have aborted.
-xdbtx.rollback still raises (its sentinel is what ends the transaction), and
-a quiet rollback still returns nil, reason.
+xdbtx.rollback still raises (its sentinel is what ends the transaction; a safe
+method whose hook raises it raises it on), and a quiet rollback still returns
+nil, reason.
 ]]
 
 local x = require "xdbtx"
@@ -37,8 +38,15 @@ local function real(v)
   return v
 end
 
+local is_rollback = require("xdbtx.attempt").is_rollback
+
 local function wrap_results(ok, ...)
-  if not ok then return nil, (...) end
+  if not ok then
+    -- xdbtx.rollback's sentinel (raised in a hook, say) ends the transaction:
+    -- it goes on unwinding, never becomes a result
+    if is_rollback((...)) then error((...), 0) end
+    return nil, (...)
+  end
   local n = select("#", ...)
   if n == 1 then return wrap((...)) end
   local r = pack(...)

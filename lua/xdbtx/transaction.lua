@@ -213,11 +213,14 @@ function T.quiet_transaction(client, fn, timeout, sleep)
 end
 
 -- xdbtx.rollback(reason): abort the running transaction quietly; it returns
--- nil, reason.
+-- nil, reason. The context is marked first, so the run ends rolled back even
+-- when a pcall on the way catches the sentinel and the body returns.
 function T.rollback(reason)
-  if C.current() == nil then
+  local ctx = C.current()
+  if ctx == nil then
     raise("state", "state", "xdbtx.rollback: no transaction is running in this coroutine")
   end
+  A.mark_rollback(ctx, reason)
   A.rollback_sentinel(reason)
 end
 

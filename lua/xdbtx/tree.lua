@@ -428,6 +428,10 @@ local function tree_body(run)
   run.store, run.failed, run.body_ran = store, nil, true
   for i, nd in ipairs(run.nodes) do
     local ok, res = pcall(nd.action, store, nd.part.session)
+    if ok and run.ctx.rolled_back then
+      -- xdbtx.rollback was called and its sentinel caught inside the action
+      ok, res = false, run.ctx.rolled_back
+    end
     if not ok then
       run.failed = nd
       error(action_error(res, nd), 0)
@@ -526,6 +530,10 @@ local function run_saga(run)
     run.ctx.ops = 0
     if run.journal then run.journal:saga_running(run, nd) end
     local ok, res = pcall(nd.action, store, nil)
+    if ok and run.ctx.rolled_back then
+      -- xdbtx.rollback was called and its sentinel caught inside the action
+      ok, res = false, run.ctx.rolled_back
+    end
     if not ok then
       failed, err = nd, res
       -- what it sent before it raised was applied at once and stays
