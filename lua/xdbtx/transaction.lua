@@ -197,6 +197,13 @@ function Session:with_transaction(fn, opts)
     if C.held(ctx0, self._cid) == self then return fn(self) end
     raise("state", "state", "session:with_transaction: another transaction is running in this coroutine")
   end
+  -- a transaction of yours is open on it: refuse before touching it (the
+  -- loop's start would fail and its cleanup abort yours)
+  local st = self._core:state()
+  if st == "starting" or st == "in_progress" then
+    raise("state", "state", "session:with_transaction: the session already has a transaction in" ..
+      " progress (from session:start_transaction); commit or abort it first")
+  end
   check_topology(self._client, "session:with_transaction")
   return A.loop(new_run(self._client, self, false, fn, topts, timeout, sleep, co))
 end
