@@ -275,6 +275,30 @@ describe("data safety", function()
     assert.is_table(coll:find_one { _id = 2 })
   end)
 
+  it("commitTransaction / abortTransaction sent as commands in a session are refused", function()
+    for _, name in ipairs { "commitTransaction", "abortTransaction" } do
+      -- in a sandbox (ambient session): nothing is sent, nothing is kept
+      local err = catch(x.sandbox, client, function()
+        coll:insert_one { _id = 2 }
+        client:command("admin", { [name] = 1 })
+      end)
+      assert.are.equal("argument", err.phase)
+      assert.matches(name .. " ends the transaction behind the session's back", err.message, 1, true)
+      assert.is_nil(coll:find_one { _id = 2 })
+      -- a session of yours, by db:command
+      local s = client:start_session()
+      s:start_transaction()
+      err = catch(client:database("admin").command, client:database("admin"), { [name] = 1 }, { session = s })
+      assert.are.equal("argument", err.phase)
+      assert.is_true(s:in_transaction()) -- left as it was
+      s:abort()
+      s:close()
+    end
+    -- without a session the server answers for itself
+    local err = catch(client.command, client, "admin", { commitTransaction = 1 }, { session = false })
+    assert.are_not.equal("argument", err.phase)
+  end)
+
   describe("a sandbox never commits", function()
     it("s:commit() inside raises and nothing is kept", function()
       local err = catch(x.sandbox, client, function(s)

@@ -421,6 +421,24 @@ client_start_session (lua_State *L)
    return xdbtx_session_push_new (L, 1, 2);
 }
 
+/* The name of cmd when it is commitTransaction or abortTransaction (which,
+ * sent in a session, would end its transaction where libmongoc and the
+ * transaction loops cannot see it), else NULL. */
+static const char *
+ends_transaction (const bson_t *cmd)
+{
+   bson_iter_t it;
+   const char *k;
+
+   if (!bson_iter_init (&it, cmd) || !bson_iter_next (&it)) {
+      return NULL;
+   }
+   k = bson_iter_key (&it);
+   return strcmp (k, "commitTransaction") == 0  ? "commitTransaction"
+          : strcmp (k, "abortTransaction") == 0 ? "abortTransaction"
+                                                 : NULL;
+}
+
 int
 xdbtx_run_command (lua_State *L, xdbtx_pool_t *pool, int s_idx, const char *db, int cmd_idx,
                    int opts_idx)
@@ -430,12 +448,20 @@ xdbtx_run_command (lua_State *L, xdbtx_pool_t *pool, int s_idx, const char *db, 
    xdbtx_error_t err;
    bson_t reply;
    bson_t *cmd = xdbtx_scratch_doc (sc, 0), *opts = xdbtx_scratch_doc (sc, 1);
+   const char *ends;
 
    if (lua_type (L, cmd_idx) != LUA_TTABLE && lua_type (L, cmd_idx) != LUA_TUSERDATA) {
       return xdbtx_argerror (L, "command", "command must be a table, got %s",
                              luaL_typename (L, cmd_idx));
    }
    xdbtx_encode_ordered (L, cmd_idx, cmd, "command", "command");
+   if (s && (ends = ends_transaction (cmd))) { /* a literal: outlives the scratch */
+      xdbtx_scratch_free (sc);
+      return xdbtx_argerror (L, "command",
+                             "%s ends the transaction behind the session's back: call session:commit()"
+                             " or session:abort() (a sandbox and a tree end theirs themselves)",
+                             ends);
+   }
    xdbtx_parse_opts (L, opts_idx, XDBTX_M_COMMAND, "command", opts, sc);
    if (!s) {
       xdbtx_reclaim (L, pool);
