@@ -10,10 +10,12 @@ outside every transaction), written three times when nothing fails:
      action result, keyed by node index: they must be encodable), order
   3. at the end: stage = "done", outcome = { status, attempts, nodes }
 Each participant's transaction also inserts a marker document on its own
-cluster, in <journal db>.<journal collection>_markers, _id "<run id>/<k>"
-(k: the participant's place): it commits if and only if that participant
-committed, so a recovery reads back what happened. A compensation inserts
-a marker of its own ("<run id>/compensate/<path>") in its transaction and
+cluster, in <journal db>.<journal collection>_markers, _id "<t>:<run id>/<k>"
+(t: "s" or "n", the run id's type, so that runs "7" and 7 never share one;
+k: the participant's place): it commits if and only if that participant
+committed, so a recovery reads back what happened (it also finds the
+"<run id>/<k>" markers of journals written before the type was added). A
+compensation inserts a marker of its own ("<t>:<run id>/compensate/<path>") in its transaction and
 skips its work when one exists: compensations apply at most once. Before a
 compensation runs, the session it runs in is added to the journal
 (compensations = { { path, uri, lsid } }), so a recovery can end it too.
@@ -46,8 +48,17 @@ function J.markers(journal_coll, client)
   return client:collection(journal_coll:database(), journal_coll:name() .. "_markers")
 end
 
-function J.marker_id(id, k) return tostring(id) .. "/" .. k end
-function J.compensation_marker_id(id, path) return tostring(id) .. "/compensate/" .. path end
+local function tagged(id) return (type(id) == "number" and "n:" or "s:") .. tostring(id) end
+
+-- The filter that finds a marker "<id><rest>" in either form.
+local function either(id, rest)
+  return { _id = { ["$in"] = setmetatable({ tagged(id) .. rest, tostring(id) .. rest }, core.array_mt) } }
+end
+
+function J.marker_id(id, k) return tagged(id) .. "/" .. k end
+function J.marker_filter(id, k) return either(id, "/" .. k) end
+function J.compensation_marker_id(id, path) return tagged(id) .. "/compensate/" .. path end
+local function compensation_marker_filter(id, path) return either(id, "/compensate/" .. path) end
 
 -- The store as a document: results by index as strings ("1", "2"); the
 -- names are given back from the tree's nodes.
@@ -231,9 +242,9 @@ end
 -- through the marker that commits with the compensation's own writes.
 function J.compensation_body(journal_coll, id, nd, store, fn)
   local markers = J.markers(journal_coll, nd.client)
-  local mid = J.compensation_marker_id(id, nd.path)
+  local mid, seen = J.compensation_marker_id(id, nd.path), compensation_marker_filter(id, nd.path)
   return function(s)
-    if markers:find_one { _id = mid } then return "already compensated" end
+    if markers:find_one(seen) then return "already compensated" end
     markers:insert_one { _id = mid, run = id, path = nd.path, at = now_date() }
     return fn(store, s)
   end

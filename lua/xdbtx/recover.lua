@@ -116,7 +116,7 @@ local function transaction_states(journal, doc, nodes, cache)
   local any, all = false, #parts > 0
   if doc.stage == "committing" then
     for k, p in ipairs(parts) do
-      local m = J.markers(journal, client_for(cache, p.uri)):find_one({ _id = J.marker_id(doc._id, k) },
+      local m = J.markers(journal, client_for(cache, p.uri)):find_one(J.marker_filter(doc._id, k),
         { session = false })
       committed[k] = m ~= nil
       any = any or committed[k]
