@@ -129,3 +129,84 @@ describe("codec: refusals name the path #luajit", function()
     end
   end)
 end)
+
+-- Strings and keys must be well-formed UTF-8 (Unicode's table 3-7), both
+-- ways: BSON from elsewhere is held to the same rule. Each form is tried
+-- alone and between ASCII runs long enough for the word-at-a-time scans.
+describe("codec: only well-formed UTF-8, with the path #luajit", function()
+  local invalid = {
+    { "overlong U+0000 (C0 80), which libbson accepts", "c0 80" },
+    { "overlong '/' (C0 AF)", "c0 af" },
+    { "overlong U+007F (C1 BF)", "c1 bf" },
+    { "overlong three-byte U+0000 (E0 80 80)", "e0 80 80" },
+    { "overlong three-byte U+07FF (E0 9F BF)", "e0 9f bf" },
+    { "overlong four-byte U+0000 (F0 80 80 80)", "f0 80 80 80" },
+    { "overlong four-byte U+FFFF (F0 8F BF BF)", "f0 8f bf bf" },
+    { "the surrogate U+D800 (ED A0 80)", "ed a0 80" },
+    { "the surrogate U+DFFF (ED BF BF)", "ed bf bf" },
+    { "U+110000, past U+10FFFF (F4 90 80 80)", "f4 90 80 80" },
+    { "the lead byte F5", "f5 80 80 80" },
+    { "a five-byte form (F8 88 80 80 80)", "f8 88 80 80 80" },
+    { "the byte FF", "ff" },
+    { "a lone continuation byte", "80" },
+    { "a truncated two-byte form", "c2" },
+    { "a truncated three-byte form", "e2 82" },
+    { "a truncated four-byte form", "f0 90 80" },
+    { "a bad third byte", "e2 28 a1" },
+    { "a bad fourth byte", "f0 90 80 7f" },
+  }
+  local valid = {
+    { "U+007F", "7f" }, { "U+0080", "c2 80" }, { "U+07FF", "df bf" }, { "U+0800", "e0 a0 80" },
+    { "U+D7FF", "ed 9f bf" }, { "U+E000", "ee 80 80" }, { "U+FFFF", "ef bf bf" },
+    { "U+10000", "f0 90 80 80" }, { "U+10FFFF", "f4 8f bf bf" },
+  }
+  local function texts(hex)
+    local s = U.unhex(hex)
+    return { s, "abcdefghij" .. s .. "klmnopqrst" }
+  end
+
+  -- BSON of { a = { s = s } } and of { a = { [s] = 1 } }, built around a
+  -- placeholder because encode refuses s
+  local function bson_with(s, as_key)
+    local mark = string.rep("~", #s)
+    local b = x.encode({ a = as_key and { [mark] = 1 } or { s = mark } })
+    local i = assert(b:find(mark, 1, true))
+    return b:sub(1, i - 1) .. s .. b:sub(i + #s)
+  end
+
+  local function refused(phase, fn, arg, message)
+    local err = U.refused(fn, arg)
+    assert.equal("codec", err.domain)
+    assert.equal(phase, err.phase)
+    assert.equal(message, err.message)
+  end
+
+  for _, c in ipairs(invalid) do
+    it("encode refuses " .. c[1], function()
+      for _, s in ipairs(texts(c[2])) do
+        refused("encode", x.encode, { a = { s = s } }, "doc.a.s: string is not valid UTF-8")
+        refused("encode", x.encode, { a = { [s] = 1 } }, "doc.a: key is not valid UTF-8")
+      end
+    end)
+    it("decode refuses " .. c[1], function()
+      for _, s in ipairs(texts(c[2])) do
+        refused("decode", x.decode, bson_with(s, false), "doc.a.s: string is not valid UTF-8")
+        refused("decode", x.decode, bson_with(s, true), "doc.a: key is not valid UTF-8")
+      end
+    end)
+  end
+
+  it("to_json refuses overlong U+0000 with the path", function()
+    refused("encode", x.to_json, { a = { b = U.unhex("c0 80") } }, "doc.a.b: string is not valid UTF-8")
+  end)
+
+  for _, c in ipairs(valid) do
+    it("encode and decode accept " .. c[1] .. " (" .. c[2]:upper() .. ")", function()
+      for _, s in ipairs(texts(c[2])) do
+        assert.equal(s, x.decode(x.encode({ a = { s = s } })).a.s)
+        assert.equal(1, x.decode(x.encode({ a = { [s] = 1 } })).a[s])
+        assert.equal(x.encode({ a = { s = s } }), bson_with(s, false))
+      end
+    end)
+  end
+end)

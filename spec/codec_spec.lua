@@ -459,6 +459,22 @@ describe("codec: Extended JSON #luajit", function()
     U.refused(x.to_json, {}, { mode = "loose" })
   end)
 
+  -- a scalar's JSON is taken out of { "v" : ... }, which is exactly 11
+  -- bytes long around a one-digit value
+  local ints = {
+    { "0", 0 }, { "1", 1 }, { "2", 2 }, { "3", 3 }, { "4", 4 }, { "5", 5 }, { "6", 6 }, { "7", 7 },
+    { "8", 8 }, { "9", 9 }, { "10", 10 }, { "-1", -1 }, { "-10", -10 },
+    { "2147483647", 2147483647 }, { "2147483648", 2147483648 },
+    { "7", x.int32(7), "xdbtx.int32(7)" }, { "7", x.int64(7), "xdbtx.int64(7)" },
+    { "9223372036854775807", x.int64("9223372036854775807") },
+    { "-9223372036854775808", x.int64("-9223372036854775808") },
+  }
+  for _, c in ipairs(ints) do
+    it("to_json(" .. (c[3] or c[1]) .. ") is the digits alone", function()
+      assert.equal(c[1], x.to_json(c[2]))
+    end)
+  end
+
   it("from_json reads Extended JSON", function()
     local d = x.from_json('{"a": {"$numberLong": "5"}, "b": [1, {"$oid": "5f0c3f1e2b3c4d5e6f708192"}], '
       .. '"c": {"$numberDecimal": "1.5"}, "n": null}')

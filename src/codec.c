@@ -176,7 +176,55 @@ codec_opt_lstring (lua_State *L, int idx, const char *def, size_t *len, const ch
    return codec_check_lstring (L, idx, len, fname, what);
 }
 
-/* ASCII runs are checked a word at a time; anything else goes to libbson. */
+/* The well-formed sequences of Unicode's table 3-7, from s[0] on. The
+ * second byte's range is what refuses the overlong forms (C0, C1 never
+ * lead; E0 needs A0.., F0 needs 90..), the surrogates (ED ..9F) and code
+ * points past U+10FFFF (F4 ..8F, no F5..FF). libbson's bson_utf8_validate
+ * is not used: it takes C0 80 for U+0000, which MongoDB refuses. */
+static bool
+utf8_valid_from (const unsigned char *s, size_t n, bool allow_nul)
+{
+   size_t i = 0, len, j;
+
+   while (i < n) {
+      unsigned c = s[i], lo = 0x80, hi = 0xBF;
+
+      if (c < 0x80) {
+         if (c == 0 && !allow_nul) {
+            return false;
+         }
+         i++;
+         continue;
+      }
+      if (c < 0xC2 || c > 0xF4) {
+         return false;
+      }
+      if (c < 0xE0) {
+         len = 2;
+      } else if (c < 0xF0) {
+         len = 3;
+         lo = c == 0xE0 ? 0xA0 : 0x80;
+         hi = c == 0xED ? 0x9F : 0xBF;
+      } else {
+         len = 4;
+         lo = c == 0xF0 ? 0x90 : 0x80;
+         hi = c == 0xF4 ? 0x8F : 0xBF;
+      }
+      if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) {
+         return false;
+      }
+      for (j = 2; j < len; j++) {
+         if ((s[i + j] & 0xC0) != 0x80) {
+            return false;
+         }
+      }
+      i += len;
+   }
+   return true;
+}
+
+/* ASCII runs are checked a word at a time; anything else goes to
+ * utf8_valid_from. */
 bool
 codec_utf8_valid (const char *s, size_t n, bool allow_nul)
 {
@@ -187,14 +235,14 @@ codec_utf8_valid (const char *s, size_t n, bool allow_nul)
       for (; i + 8 <= n; i += 8) {
          memcpy (&w, s + i, 8);
          if (w & UINT64_C (0x8080808080808080)) {
-            return bson_utf8_validate (s + i, n - i, true);
+            return utf8_valid_from ((const unsigned char *) s + i, n - i, true);
          }
       }
    }
    for (; i < n; i++) {
       unsigned char c = (unsigned char) s[i];
       if (c == 0 || c >= 0x80) {
-         return bson_utf8_validate (s + i, n - i, allow_nul);
+         return utf8_valid_from ((const unsigned char *) s + i, n - i, allow_nul);
       }
    }
    return true;

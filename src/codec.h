@@ -33,8 +33,9 @@
  *   null (and undefined) instead of xdbtx.null; xdbtx.type says "null".
  * - Deprecated BSON: symbol -> string, undefined -> null; DBPointer and
  *   code-with-scope are refused on decode.
- * - UTF-8 is checked by libbson (bson_utf8_validate), which accepts the
- *   two-byte form C0 80 of U+0000 inside string values.
+ * - UTF-8 is checked against Unicode's well-formed sequences: overlong
+ *   forms (C0 80 for U+0000 too), surrogates, code points past U+10FFFF and
+ *   truncated sequences are refused, by encode and by decode.
  * - tostring: ObjectId("hex"), Date("ISO-8601"), Timestamp(t, i),
  *   Decimal128("s"), Binary(subtype, "base64"), UUID("8-4-4-4-12") for
  *   subtype 4, /pattern/flags, Code("src"), MinKey, MaxKey, null, the digits

@@ -54,8 +54,8 @@ f_to_json (lua_State *L)
    }
    if (doc) {
       lua_pushlstring (L, json, len);
-   } else if (len > 11 && strncmp (json, "{ \"v\" : ", 8) == 0) {
-      lua_pushlstring (L, json + 8, len - 10); /* strip { "v" : ... } */
+   } else if (len >= 11 && strncmp (json, "{ \"v\" : ", 8) == 0) {
+      lua_pushlstring (L, json + 8, len - 10); /* strip { "v" : ... }: 8 + value + 2 bytes */
    } else {
       lua_pushlstring (L, json, len);
    }
