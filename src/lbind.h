@@ -188,13 +188,6 @@ void xdbtx_parse_defaults (lua_State *L, int idx, const char *fname, lscratch_t 
 /* core.check_options(kind, opts, fname) -> true (the Lua layer's check). */
 int xdbtx_l_check_options (lua_State *L);
 
-/* Encode the document at idx whose key order matters (a sort, a hint, index
- * keys, a command) into out: an xdbtx.ordered value, a list of pairs
- * { { "b", -1 }, { "a", 1 } }, or a table with at most one key; a plain
- * table with several keys raises naming `what`. */
-void xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname,
-                           const char *what);
-
 /* Register the commit-phase metatable (lcommit.c). */
 void xdbtx_open_commit (lua_State *L);
 
@@ -241,6 +234,12 @@ bool xdbtx_find_id (const bson_t *doc, bson_iter_t *it);
  * owned by sc (sc->doc[slot]). */
 bson_t *xdbtx_encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot,
                               const char *fname);
+/* Encode the document at idx whose key order matters (a sort, a hint, index
+ * keys, a command) into out: an xdbtx.ordered value, a list of pairs
+ * { { "b", -1 }, { "a", 1 } }, or a table with at most one key; a plain
+ * table with several keys raises naming `what`. */
+void xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname,
+                           const char *what);
 /* Encode an update into sc->doc[slot]: a non-empty document of $-operators
  * or a non-empty pipeline (a list of stages); anything else raises. */
 bson_t *xdbtx_encode_update (lua_State *L, int idx, lscratch_t *sc, int slot,

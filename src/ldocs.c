@@ -1,6 +1,8 @@
 /*
- * ldocs.c - the argument documents of the write methods, shared by every
- * binding that sends them (lcollection.c, lbulk.c).
+ * ldocs.c - the argument documents of the methods, shared by every
+ * binding that sends them (lcollection.c, lbulk.c, lopts.c, ladmin.c,
+ * binding.c): documents to insert, updates, replacements, lists, and
+ * order-sensitive documents (sort, hint, index keys, commands).
  *
  * Each encoder checks what it encodes before anything is sent: a document
  * gets its _id here (so the caller knows it), an update must be a
@@ -214,4 +216,77 @@ xdbtx_check_list (lua_State *L, int idx, const char *fname, const char *what)
                       "got %d keys for a length of %d", what, (int) count, (int) n);
    }
    return n;
+}
+
+/* The value at idx is a table without a metatable. */
+static bool
+is_plain_table (lua_State *L, int idx)
+{
+   if (lua_type (L, idx) != LUA_TTABLE) {
+      return false;
+   }
+   if (lua_getmetatable (L, idx)) {
+      lua_pop (L, 1);
+      return false;
+   }
+   return true;
+}
+
+/* An order-sensitive document (sort, hint, index keys, a command): an
+ * xdbtx.ordered value, a list of pairs, or a table of at most one key. */
+void
+xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname, const char *what)
+{
+   xdbtx_error_t err;
+   size_t n, i;
+   int nkeys = 0;
+
+   idx = lua_absindex (L, idx);
+   if (is_plain_table (L, idx)) {
+      n = lua_rawlen (L, idx);
+      lua_rawgeti (L, idx, 1);
+      if (n > 0 && lua_type (L, -1) == LUA_TTABLE) {
+         /* a list of pairs { { "b", -1 }, { "a", 1 } } */
+         lua_pop (L, 1);
+         for (i = 1; i <= n; i++) {
+            lua_rawgeti (L, idx, (int) i);
+            if (lua_type (L, -1) != LUA_TTABLE) {
+               xdbtx_lua_raisef (L, "argument", "%s: %s[%d] must be a { key, value } pair, got %s",
+                                 fname, what, (int) i, luaL_typename (L, -1));
+            }
+            lua_rawgeti (L, -1, 1);
+            lua_rawgeti (L, -2, 2);
+            if (lua_type (L, -2) != LUA_TSTRING || lua_isnil (L, -1)) {
+               xdbtx_lua_raisef (L, "argument",
+                                 "%s: %s[%d] must be a { key, value } pair with a string key",
+                                 fname, what, (int) i);
+            }
+            xdbtx_error_init (&err);
+            if (!xdbtx_codec_append (L, -1, out, lua_tostring (L, -2), -1, &err)) {
+               xdbtx_error_prefix (&err, "%s: %s", fname, what);
+               xdbtx_lua_raise (L, &err);
+            }
+            lua_pop (L, 3);
+         }
+         return;
+      }
+      lua_pop (L, 1);
+      lua_pushnil (L);
+      while (lua_next (L, idx)) {
+         lua_pop (L, 1);
+         nkeys++;
+      }
+      if (nkeys > 1) {
+         xdbtx_lua_raisef (L, "argument",
+                           "%s: %s is a plain table with %d keys, whose order Lua does not keep: "
+                           "give it as xdbtx.ordered{ { \"a\", 1 }, { \"b\", -1 } } or as a list "
+                           "of pairs { { \"a\", 1 }, { \"b\", -1 } }",
+                           fname, what, nkeys);
+      }
+   }
+   xdbtx_error_init (&err);
+   if (!xdbtx_codec_encode (L, idx, out, &err)) {
+      xdbtx_error_prefix (&err, "%s: %s", fname, what);
+      xdbtx_lua_raise (L, &err);
+   }
 }
