@@ -61,6 +61,8 @@ typedef struct {
 typedef struct {
    uint64_t tag;         /* XDBTX_BOX_TAG (XDBTX_BOX_CURSOR) */
    xdbtx_cursor_t *cur; /* owned; NULL once closed */
+   xdbtx_error_t *failure; /* owned: what it failed with (every later read
+                              raises it again), or NULL */
 } lcursor_t;
 
 #define XDBTX_SCRATCH_DOCS 7 /* the last one is the option parser's */
@@ -231,15 +233,23 @@ void xdbtx_push_value (lua_State *L, const bson_value_t *v);
 bool xdbtx_find_id (const bson_t *doc, bson_iter_t *it);
 /* Encode the document at idx into sc->doc[slot] with an _id (a new
  * ObjectId first when it had none); returns the final document, which stays
- * owned by sc (sc->doc[slot]). */
+ * owned by sc (sc->doc[slot]). `what` names it in errors ("document",
+ * "documents[3]"). */
 bson_t *xdbtx_encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot,
-                              const char *fname);
+                              const char *fname, const char *what);
 /* Encode the document at idx whose key order matters (a sort, a hint, index
  * keys, a command) into out: an xdbtx.ordered value, a list of pairs
  * { { "b", -1 }, { "a", 1 } }, or a table with at most one key; a plain
  * table with several keys raises naming `what`. */
 void xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname,
                            const char *what);
+/* Append the list of documents at idx (a pipeline, array_filters) under key
+ * to out as a BSON array, or raise naming it `what` ("pipeline must be a
+ * list of stages, got ...", "pipeline[2] must be a document, got number";
+ * `items`: "stages", "documents"). An empty table, plain or not, is the
+ * empty list. sc->doc[slot] is its scratch. */
+void xdbtx_append_doc_list (lua_State *L, int idx, bson_t *out, const char *key, lscratch_t *sc,
+                            int slot, const char *fname, const char *what, const char *items);
 /* Encode an update into sc->doc[slot]: a non-empty document of $-operators
  * or a non-empty pipeline (a list of stages); anything else raises. */
 bson_t *xdbtx_encode_update (lua_State *L, int idx, lscratch_t *sc, int slot,

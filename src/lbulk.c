@@ -86,7 +86,7 @@ parse_request (lua_State *L, lscratch_t *sc, int i, xdbtx_bulk_req_t *r)
    xdbtx_parse_opts (L, spec, kinds[k].method, fname, xdbtx_scratch_doc (sc, 2), sc);
    if (r->kind == XDBTX_BULK_INSERT_ONE) {
       lua_getfield (L, spec, "document");
-      xdbtx_encode_with_id (L, lua_gettop (L), sc, 0, fname);
+      xdbtx_encode_with_id (L, lua_gettop (L), sc, 0, fname, "document");
    } else {
       lua_getfield (L, spec, "filter");
       xdbtx_encode_or_raise (L, lua_gettop (L), xdbtx_scratch_doc (sc, 0), fname, "filter");

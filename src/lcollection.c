@@ -102,7 +102,7 @@ coll_insert_one (lua_State *L)
    xdbtx_error_t err;
    bson_iter_t it;
 
-   doc = xdbtx_encode_with_id (L, 3, sc, 0, "insert_one");
+   doc = xdbtx_encode_with_id (L, 3, sc, 0, "insert_one", "document");
    xdbtx_parse_opts (L, 4, XDBTX_M_INSERT_ONE, "insert_one", opts, sc);
    xdbtx_error_init (&err);
    if (!xdbtx_coll_insert_one (c->coll, s, doc, opts, &reply, &err)) {
@@ -145,8 +145,7 @@ coll_insert_many (lua_State *L)
          return xdbtx_argerror (L, "insert_many", "%s must be a table, got %s", what,
                                 luaL_typename (L, -1));
       }
-      xdbtx_encode_with_id (L, lua_gettop (L), sc, 0, "insert_many");
-      sc->many[sc->nmany++] = sc->doc[0];
+      sc->many[sc->nmany++] = xdbtx_encode_with_id (L, lua_gettop (L), sc, 0, "insert_many", what);
       sc->doc[0] = NULL;
       lua_pop (L, 1);
    }

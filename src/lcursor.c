@@ -31,6 +31,7 @@ cursor_box (lua_State *L)
 
    b->tag = XDBTX_BOX_TAG (XDBTX_BOX_CURSOR);
    b->cur = NULL;
+   b->failure = NULL;
    luaL_setmetatable (L, XDBTX_CURSOR_MT);
    xdbtx_pin (L, -1, lua_toboolean (L, 2) ? 2 : 1);
    return b;
@@ -48,7 +49,7 @@ open_cursor (lua_State *L, bool aggregate, const char *fname)
    xdbtx_error_t err;
    bool find_one = strcmp (fname, "find_one") == 0;
 
-   if (lua_isnoneornil (L, 3)) {
+   if (!aggregate && lua_isnoneornil (L, 3)) { /* no filter: all */
       lua_newtable (L);
       lua_replace (L, 3);
    }
@@ -56,15 +57,7 @@ open_cursor (lua_State *L, bool aggregate, const char *fname)
    query = xdbtx_scratch_doc (sc, 0);
    opts = xdbtx_scratch_doc (sc, 1);
    if (aggregate) {
-      xdbtx_error_init (&err);
-      if (lua_type (L, 3) != LUA_TTABLE) {
-         return xdbtx_argerror (L, fname, "pipeline must be a list of stages, got %s",
-                                luaL_typename (L, 3));
-      }
-      if (!xdbtx_codec_append (L, 3, query, "pipeline", 8, &err)) {
-         xdbtx_error_prefix (&err, "%s: pipeline", fname);
-         return xdbtx_raise_with (L, sc, NULL, &err);
-      }
+      xdbtx_append_doc_list (L, 3, query, "pipeline", sc, 2, fname, "pipeline", "stages");
    } else {
       xdbtx_encode_or_raise (L, 3, query, fname, "filter");
    }
@@ -87,7 +80,9 @@ open_cursor (lua_State *L, bool aggregate, const char *fname)
    return 1;
 }
 
-/* Push the next document of the cursor box, or nil (closing it at the end). */
+/* Push the next document of the cursor box, or nil (closing it at the end).
+ * A failure closes it too and stays with it: every later read raises it
+ * again, so a cursor that failed never reads as an empty result. */
 static int
 cursor_push_next (lua_State *L, lcursor_t *b)
 {
@@ -96,6 +91,10 @@ cursor_push_next (lua_State *L, lcursor_t *b)
    bool failed;
 
    if (!b->cur) {
+      if (b->failure) {
+         xdbtx_lua_push_error (L, b->failure);
+         return lua_error (L);
+      }
       lua_pushnil (L);
       return 1;
    }
@@ -108,7 +107,10 @@ cursor_push_next (lua_State *L, lcursor_t *b)
    xdbtx_cursor_destroy (b->cur);
    b->cur = NULL;
    if (failed) {
-      return xdbtx_lua_raise (L, &err);
+      b->failure = bson_malloc (sizeof *b->failure);
+      *b->failure = err; /* the reply moves with it */
+      xdbtx_lua_push_error (L, b->failure);
+      return lua_error (L);
    }
    lua_pushnil (L);
    return 1;
@@ -179,6 +181,21 @@ cursor_close (lua_State *L)
    return 0;
 }
 
+/* __gc: closed, and its failure freed */
+static int
+cursor_gc (lua_State *L)
+{
+   lcursor_t *b = check_cursor (L);
+
+   cursor_close (L);
+   if (b->failure) {
+      xdbtx_error_cleanup (b->failure);
+      bson_free (b->failure);
+      b->failure = NULL;
+   }
+   return 0;
+}
+
 void
 xdbtx_open_cursor (lua_State *L)
 {
@@ -199,7 +216,7 @@ xdbtx_open_cursor (lua_State *L)
    if (luaL_newmetatable (L, XDBTX_CURSOR_MT)) {
       luaL_newlib (L, cursor_methods);
       lua_setfield (L, -2, "__index");
-      lua_pushcfunction (L, cursor_close);
+      lua_pushcfunction (L, cursor_gc);
       lua_setfield (L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
       lua_pushcfunction (L, cursor_close);

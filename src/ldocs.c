@@ -28,16 +28,18 @@ xdbtx_find_id (const bson_t *doc, bson_iter_t *it)
    return bson_iter_init_find (it, doc, "_id");
 }
 
-/* Encode the document at idx into sc->doc[slot]; make sure it has an _id
- * (a new ObjectId first when it had none) and return the final document. */
+/* Encode the document at idx (named `what` in errors) into sc->doc[slot];
+ * make sure it has an _id (a new ObjectId first when it had none) and
+ * return the final document. */
 bson_t *
-xdbtx_encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot, const char *fname)
+xdbtx_encode_with_id (lua_State *L, int idx, lscratch_t *sc, int slot, const char *fname,
+                      const char *what)
 {
    bson_t *doc = xdbtx_scratch_doc (sc, slot), *with_id;
    bson_iter_t it;
    bson_oid_t oid;
 
-   xdbtx_encode_or_raise (L, idx, doc, fname, "document");
+   xdbtx_encode_or_raise (L, idx, doc, fname, what);
    if (xdbtx_find_id (doc, &it)) {
       return doc;
    }
@@ -232,45 +234,116 @@ is_plain_table (lua_State *L, int idx)
    return true;
 }
 
+/* The number of keys of the table at idx when every one is an integer in
+ * 1..n (fewer than n: holes); otherwise push the first other key and
+ * return -1. */
+static int
+list_keys (lua_State *L, int idx, size_t n)
+{
+   int64_t k;
+   int count = 0;
+
+   lua_pushnil (L);
+   while (lua_next (L, idx)) {
+      lua_pop (L, 1);
+      if (!xdbtx_toint64 (L, -1, &k) || k < 1 || (uint64_t) k > n) {
+         return -1;
+      }
+      count++;
+   }
+   return count;
+}
+
+/* Push a short form of the key on top, for a message: 'b', 3 or "a boolean
+ * key"; return it. */
+static const char *
+push_key_shown (lua_State *L)
+{
+   if (lua_type (L, -1) == LUA_TSTRING) {
+      return lua_pushfstring (L, "'%s'", lua_tostring (L, -1));
+   }
+   if (lua_type (L, -1) == LUA_TNUMBER) {
+      return lua_pushfstring (L, "%s", lua_tostring (L, -1));
+   }
+   return lua_pushfstring (L, "a %s key", luaL_typename (L, -1));
+}
+
+/* Encode the list of pairs at idx (its length n) into out, every pair, or
+ * raise: its keys are exactly 1..n, each entry exactly { key, value } with
+ * a string key, so nothing given is ever left out. */
+static void
+encode_pairs (lua_State *L, int idx, size_t n, bson_t *out, const char *fname, const char *what)
+{
+   xdbtx_error_t err;
+   size_t i, m;
+   int count = list_keys (L, idx, n);
+
+   if (count < 0) {
+      xdbtx_lua_raisef (L, "argument", "%s: %s: a list of pairs has a key other than 1..n (%s)",
+                        fname, what, push_key_shown (L));
+   }
+   if ((size_t) count != n) {
+      xdbtx_lua_raisef (L, "argument", "%s: %s: a list of pairs has holes", fname, what);
+   }
+   for (i = 1; i <= n; i++) {
+      lua_rawgeti (L, idx, (int) i);
+      if (lua_type (L, -1) != LUA_TTABLE) {
+         xdbtx_lua_raisef (L, "argument", "%s: %s: entry %d must be a pair { key, value }, got %s",
+                           fname, what, (int) i, luaL_typename (L, -1));
+      }
+      m = lua_rawlen (L, -1);
+      count = list_keys (L, lua_gettop (L), m);
+      if (count < 0) {
+         xdbtx_lua_raisef (L, "argument",
+                           "%s: %s: entry %d must be a pair { key, value }, got a table with key %s",
+                           fname, what, (int) i, push_key_shown (L));
+      }
+      if (count != 2 || m != 2) {
+         xdbtx_lua_raisef (L, "argument",
+                           "%s: %s: entry %d must be a pair { key, value }, got %d element%s", fname,
+                           what, (int) i, count, count == 1 ? "" : "s");
+      }
+      lua_rawgeti (L, -1, 1);
+      lua_rawgeti (L, -2, 2);
+      if (lua_type (L, -2) != LUA_TSTRING) {
+         xdbtx_lua_raisef (L, "argument",
+                           "%s: %s: entry %d must be a pair { key, value } with a string key, got a "
+                           "%s key", fname, what, (int) i, luaL_typename (L, -2));
+      }
+      if (strlen (lua_tostring (L, -2)) != lua_rawlen (L, -2)) {
+         xdbtx_lua_raisef (L, "encode", "%s: %s: entry %d: key contains a NUL byte", fname, what,
+                           (int) i);
+      }
+      xdbtx_error_init (&err);
+      if (!xdbtx_codec_append (L, -1, out, lua_tostring (L, -2), -1, &err)) {
+         xdbtx_error_prefix (&err, "%s: %s", fname, what);
+         xdbtx_lua_raise (L, &err);
+      }
+      lua_pop (L, 3);
+   }
+}
+
 /* An order-sensitive document (sort, hint, index keys, a command): an
  * xdbtx.ordered value, a list of pairs, or a table of at most one key. */
 void
 xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname, const char *what)
 {
    xdbtx_error_t err;
-   size_t n, i;
+   size_t n;
    int nkeys = 0;
+   bool pairs;
 
    idx = lua_absindex (L, idx);
+   luaL_checkstack (L, 8, "xdbtx: an order-sensitive document");
    if (is_plain_table (L, idx)) {
       n = lua_rawlen (L, idx);
       lua_rawgeti (L, idx, 1);
-      if (n > 0 && lua_type (L, -1) == LUA_TTABLE) {
-         /* a list of pairs { { "b", -1 }, { "a", 1 } } */
-         lua_pop (L, 1);
-         for (i = 1; i <= n; i++) {
-            lua_rawgeti (L, idx, (int) i);
-            if (lua_type (L, -1) != LUA_TTABLE) {
-               xdbtx_lua_raisef (L, "argument", "%s: %s[%d] must be a { key, value } pair, got %s",
-                                 fname, what, (int) i, luaL_typename (L, -1));
-            }
-            lua_rawgeti (L, -1, 1);
-            lua_rawgeti (L, -2, 2);
-            if (lua_type (L, -2) != LUA_TSTRING || lua_isnil (L, -1)) {
-               xdbtx_lua_raisef (L, "argument",
-                                 "%s: %s[%d] must be a { key, value } pair with a string key",
-                                 fname, what, (int) i);
-            }
-            xdbtx_error_init (&err);
-            if (!xdbtx_codec_append (L, -1, out, lua_tostring (L, -2), -1, &err)) {
-               xdbtx_error_prefix (&err, "%s: %s", fname, what);
-               xdbtx_lua_raise (L, &err);
-            }
-            lua_pop (L, 3);
-         }
+      pairs = n > 0 && lua_type (L, -1) == LUA_TTABLE;
+      lua_pop (L, 1);
+      if (pairs) { /* a list of pairs { { "b", -1 }, { "a", 1 } } */
+         encode_pairs (L, idx, n, out, fname, what);
          return;
       }
-      lua_pop (L, 1);
       lua_pushnil (L);
       while (lua_next (L, idx)) {
          lua_pop (L, 1);
@@ -288,5 +361,98 @@ xdbtx_encode_ordered (lua_State *L, int idx, bson_t *out, const char *fname, con
    if (!xdbtx_codec_encode (L, idx, out, &err)) {
       xdbtx_error_prefix (&err, "%s: %s", fname, what);
       xdbtx_lua_raise (L, &err);
+   }
+}
+
+/* What an encoded value of type t is, in the words of the messages. */
+static const char *
+bson_kind (bson_type_t t)
+{
+   switch (t) {
+   case BSON_TYPE_DOUBLE:
+   case BSON_TYPE_INT32:
+   case BSON_TYPE_INT64:
+   case BSON_TYPE_DECIMAL128:
+      return "number";
+   case BSON_TYPE_UTF8:
+      return "string";
+   case BSON_TYPE_BOOL:
+      return "boolean";
+   case BSON_TYPE_NULL:
+      return "null";
+   case BSON_TYPE_ARRAY:
+      return "a list";
+   case BSON_TYPE_DOCUMENT:
+      return "a document";
+   default:
+      return "a typed value";
+   }
+}
+
+void
+xdbtx_append_doc_list (lua_State *L, int idx, bson_t *out, const char *key, lscratch_t *sc,
+                       int slot, const char *fname, const char *what, const char *items)
+{
+   bson_t *tmp = xdbtx_scratch_doc (sc, slot), list;
+   xdbtx_error_t err;
+   bson_iter_t it, elem;
+   const uint8_t *data;
+   uint32_t len;
+   size_t n, i;
+   int count, t = lua_type (L, idx);
+
+   idx = lua_absindex (L, idx);
+   if (t != LUA_TTABLE && t != LUA_TUSERDATA) {
+      xdbtx_argerror (L, fname, "%s must be a list of %s, got %s", what, items, luaL_typename (L, idx));
+   }
+   if (is_plain_table (L, idx)) { /* checked key by key: the message names what is wrong */
+      n = lua_rawlen (L, idx);
+      count = list_keys (L, idx, n);
+      if (count < 0) {
+         xdbtx_argerror (L, fname, "%s must be a list of %s, got a table with key %s", what, items,
+                         push_key_shown (L));
+      }
+      if ((size_t) count != n) {
+         xdbtx_argerror (L, fname, "%s must be a list of %s, got a list with holes", what, items);
+      }
+      for (i = 1; i <= n; i++) {
+         lua_rawgeti (L, idx, (int) i);
+         t = lua_type (L, -1);
+         if (t != LUA_TTABLE && t != LUA_TUSERDATA) {
+            xdbtx_argerror (L, fname, "%s[%d] must be a document, got %s", what, (int) i,
+                            luaL_typename (L, -1));
+         }
+         lua_pop (L, 1);
+      }
+      if (n == 0) { /* {}: the codec would say a document; here it is the empty list */
+         bson_init (&list);
+         bson_append_array (out, key, -1, &list);
+         bson_destroy (&list);
+         return;
+      }
+   }
+   /* encoded apart first, so a failure leaves out as it was; anything the
+    * check above could not look into (array_mt, __tobson) is checked here */
+   bson_reinit (tmp);
+   xdbtx_error_init (&err);
+   if (!xdbtx_codec_append (L, idx, tmp, key, -1, &err)) {
+      xdbtx_error_prefix (&err, "%s: %s", fname, what);
+      xdbtx_lua_raise (L, &err);
+   }
+   bson_iter_init_find (&it, tmp, key);
+   if (!BSON_ITER_HOLDS_ARRAY (&it)) {
+      xdbtx_argerror (L, fname, "%s must be a list of %s, got %s", what, items,
+                      bson_kind (bson_iter_type (&it)));
+   }
+   bson_iter_recurse (&it, &elem);
+   while (bson_iter_next (&elem)) {
+      if (!BSON_ITER_HOLDS_DOCUMENT (&elem)) {
+         xdbtx_argerror (L, fname, "%s[%d] must be a document, got %s", what,
+                         atoi (bson_iter_key (&elem)) + 1, bson_kind (bson_iter_type (&elem)));
+      }
+   }
+   bson_iter_array (&it, &len, &data);
+   if (bson_init_static (&list, data, len)) {
+      bson_append_array (out, key, -1, &list);
    }
 }

@@ -229,9 +229,13 @@ check_value (lua_State *L, int vidx, const optspec_t *o, const char *fname)
    switch (o->kind) {
    case K_DOC:
    case K_ODOC:
-   case K_ARRAY:
       if (t != LUA_TTABLE && t != LUA_TUSERDATA) {
          opt_error (L, fname, o->lua, vidx, "must be a table");
+      }
+      break;
+   case K_ARRAY: /* its elements: when it is appended (xdbtx_append_doc_list) */
+      if (t != LUA_TTABLE && t != LUA_TUSERDATA) {
+         opt_error (L, fname, o->lua, vidx, "must be a list of documents");
       }
       break;
    case K_HINT:
@@ -335,6 +339,11 @@ append_value (lua_State *L, int vidx, const optspec_t *o, const char *fname, bso
    char what[64];
 
    snprintf (what, sizeof what, "option '%s'", o->lua);
+   if (o->kind == K_ARRAY) { /* array_filters: a list of documents */
+      xdbtx_append_doc_list (L, vidx, out, o->mongo, sc, XDBTX_SCRATCH_DOCS - 1, fname, what,
+                             "documents");
+      return;
+   }
    if (o->kind == K_ODOC || (o->kind == K_HINT && lua_type (L, vidx) != LUA_TSTRING)) {
       tmp = xdbtx_scratch_doc (sc, XDBTX_SCRATCH_DOCS - 1);
       bson_reinit (tmp);

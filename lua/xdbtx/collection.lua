@@ -35,10 +35,11 @@ local function new_cursor(client, ccursor)
 end
 
 -- cursor() / cursor:next() -> doc | nil; closes the cursor when exhausted.
+-- A closed core cursor reads nil, or raises again the error it failed with.
 function Cursor:next()
   if getmetatable(self) ~= Cursor then bad_self("cursor:next", "a Cursor", self) end
   local c = self._core
-  if not c then return nil end
+  if self._closed then return c:next() end
   local doc = monitored(self._client, c.next, c)
   if doc == nil then self:close() end
   return doc
@@ -53,7 +54,8 @@ function Cursor:all()
   local out = setmetatable({}, U.core.array_mt)
   local ok, err = pcall(function()
     local c = self._core
-    while c do
+    if self._closed then return c:next() end -- nil, or its error again
+    while true do
       local doc = monitored(self._client, c.next, c)
       if doc == nil then break end
       out[#out + 1] = doc
@@ -66,10 +68,9 @@ end
 
 function Cursor:close()
   if getmetatable(self) ~= Cursor then bad_self("cursor:close", "a Cursor", self) end
-  local c = self._core
-  if c then
-    self._core = nil
-    c:close()
+  if not self._closed then
+    self._closed = true
+    self._core:close()
   end
 end
 Cursor.__close = Cursor.close

@@ -221,6 +221,7 @@ end
 local Cursor = {}
 Cursor.__index = Cursor
 function Cursor:next()
+  if self.closed then return nil end -- as the core's: a closed cursor reads nil
   self.i = self.i + 1
   return self.docs[self.i]
 end
