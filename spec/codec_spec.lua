@@ -411,6 +411,13 @@ describe("codec: ordered documents and __tobson #luajit", function()
     U.refused(x.ordered, { { 1, 2 } })
     U.refused(x.ordered, { { "a" } })
     U.refused(x.ordered, { "a" })
+    -- every pair is kept or it raises: nothing beside the pairs, no hole, no third element
+    for _, bad in ipairs { { { "a", 1 }, b = -1 }, { { "a", 1 }, [3] = { "b", 1 } },
+                           { { "a", 1, "junk" } }, { { "a", 1, x = 2 } } } do
+      local ok, err = pcall(x.ordered, bad)
+      assert.is_false(ok)
+      assert.matches("^xdbtx.ordered: ", err.message)
+    end
   end)
 
   it("decode {ordered = true} keeps order; {exact = true} re-encodes byte for byte", function()

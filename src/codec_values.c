@@ -488,8 +488,30 @@ m_num_value (lua_State *L)
 
 /* ---- ordered documents and xdbtx.type --------------------------------- */
 
+/* The keys of the table at idx are exactly 1..n (none other, no hole). */
+static bool
+keys_are_1_to_n (lua_State *L, int idx, lua_Integer n)
+{
+   lua_Integer count = 0;
+   lua_Number k;
+
+   lua_pushnil (L);
+   while (lua_next (L, idx)) {
+      lua_pop (L, 1);
+      k = lua_type (L, -1) == LUA_TNUMBER ? lua_tonumber (L, -1) : 0;
+      if (k != floor (k) || k < 1 || k > (lua_Number) n) {
+         lua_pop (L, 1);
+         return false;
+      }
+      count++;
+   }
+   return count == n;
+}
+
 /* xdbtx.ordered{ {"k1", v1}, {"k2", v2}, ... } -> document encoded in that
- * order. Kept as a flat table {k1, v1, k2, v2, ...} with its own metatable. */
+ * order. Kept as a flat table {k1, v1, k2, v2, ...} with its own metatable.
+ * Every pair is kept or it raises: no key beside the pairs, no hole, no
+ * third element. */
 static int
 f_ordered (lua_State *L)
 {
@@ -499,11 +521,19 @@ f_ordered (lua_State *L)
       return codec_arg_expected (L, 1, "xdbtx.ordered", "a table of {key, value} pairs");
    }
    n = (lua_Integer) lua_rawlen (L, 1);
+   if (!keys_are_1_to_n (L, 1, n)) {
+      return codec_raise (L, "encode", "xdbtx.ordered: the pairs must be a list (keys 1..%d, no"
+                          " other keys, no holes)", (int) n);
+   }
    lua_createtable (L, (int) (2 * n), 0);
    for (i = 1; i <= n; i++) {
       lua_rawgeti (L, 1, i);
       if (!lua_istable (L, -1)) {
          return codec_raise (L, "encode", "xdbtx.ordered: entry %d is not a {key, value} pair", (int) i);
+      }
+      if (!keys_are_1_to_n (L, lua_gettop (L), 2)) {
+         return codec_raise (L, "encode", "xdbtx.ordered: entry %d must be exactly {key, value}"
+                             " (keys 1 and 2, nothing else)", (int) i);
       }
       lua_rawgeti (L, -1, 1);
       lua_rawgeti (L, -2, 2);
