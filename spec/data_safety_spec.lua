@@ -299,6 +299,34 @@ describe("data safety", function()
     assert.are_not.equal("argument", err.phase)
   end)
 
+  it("a safe cursor in a for loop raises on an error instead of ending the loop early", function()
+    for i = 2, 20 do coll:insert_one { _id = i } end
+    local safe = require "xdbtx.safe"
+    local sc = safe.client(env.uri(), { app_name = "data_safety_safe_cursor" })
+    local scoll = sc:collection(DB, "docs")
+    local function fail_get_more()
+      env.failpoint(client, { times = 1 }, { failCommands = setmetatable({ "getMore" }, x.array_mt),
+        errorCode = 8, appName = "data_safety_safe_cursor" })
+    end
+    fail_get_more()
+    local n = 0
+    local ok, err = pcall(function()
+      for _ in scoll:find({}, { batch_size = 3 }) do n = n + 1 end
+    end)
+    env.failpoints_off(client)
+    assert.is_false(ok)
+    assert.are.equal(8, err.code)
+    assert.are.equal(3, n)
+    -- cursor:next() still gives nil, err
+    fail_get_more()
+    local cur = scoll:find({}, { batch_size = 3 })
+    for _ = 1, 3 do assert.is_table(cur:next()) end
+    local doc, e2 = cur:next()
+    env.failpoints_off(client)
+    assert.is_nil(doc)
+    assert.are.equal(8, e2.code)
+  end)
+
   describe("a sandbox never commits", function()
     it("s:commit() inside raises and nothing is kept", function()
       local err = catch(x.sandbox, client, function(s)

@@ -11,7 +11,8 @@ failure nil and the error. Safe objects are thin proxies over the real ones
 safe Session; operations there return nil, err as well, so raise the error
 (`assert`/`error`) to make the transaction abort or retry: a swallowed error
 leaves a transaction the server may already have aborted.
-xdbtx.rollback still raises (its sentinel is what ends the transaction; a safe
+A safe Cursor used as a for-loop iterator still raises: the loop cannot see an
+error returned beside nil. xdbtx.rollback still raises (its sentinel is what ends the transaction; a safe
 method whose hook raises it raises it on), and a quiet rollback still returns
 nil, reason.
 ]]
@@ -95,8 +96,12 @@ local proxy_mt = {
     if type(v) == "function" then return safe_method(v) end
     return v
   end,
+  -- a Cursor as a for-loop iterator raises: the loop would take nil, err
+  -- for the end of the results and drop the error (cursor:next() and
+  -- cursor:all() return nil, err)
   __call = function(t)
-    return wrap_results(pcall(rawget(t, "__real").next, rawget(t, "__real")))
+    local r = rawget(t, "__real")
+    return r:next()
   end,
   __close = function(t)
     local r = rawget(t, "__real")
