@@ -327,6 +327,39 @@ describe("data safety", function()
     assert.are.equal(8, e2.code)
   end)
 
+  describe("coroutine.close on a suspended transaction ends it (Lua 5.4)", function()
+    -- each kind of run: the transaction is aborted (the document is not
+    -- locked, nothing was applied) and its pooled connection is back
+    local one = env.uri() .. (env.uri():find("?", 1, true) and "&" or "?") ..
+      "maxPoolSize=1&serverSelectionTimeoutMS=1500"
+    local kinds = {
+      { "client:transaction", function(c, cl) return c:transaction(cl) end },
+      { "xdbtx.sandbox", function(c, cl) return x.sandbox(c, cl) end },
+      { "xdbtx.run", function(c, cl) return x.run { client = c, action = function() return cl() end } end },
+    }
+    for _, kind in ipairs(kinds) do
+      it(kind[1], function()
+        if not coroutine.close then pending("this Lua has no coroutine.close") return end
+        local c = x.client(one, { app_name = "data_safety_close" })
+        local ccoll = c:collection(DB, "docs")
+        local co = coroutine.create(function()
+          return kind[2](c, function()
+            ccoll:update_one({ _id = 1 }, { ["$set"] = { a = 99 } })
+            coroutine.yield("paused")
+          end)
+        end)
+        assert.are.same({ true, "paused" }, { coroutine.resume(co) })
+        assert.is_true(coroutine.close(co))
+        assert.is_false(x.in_transaction())
+        -- not locked by the dead transaction, and the one pooled connection is free
+        local d = ccoll:find_one_and_update({ _id = 1 }, { ["$set"] = { b = 3 } },
+          { max_time_ms = 500, session = false })
+        assert.are.equal(1, d.a)
+        assert.are.equal(1, coll:find_one({ _id = 1 }).a)
+      end)
+    end
+  end)
+
   describe("a sandbox never commits", function()
     it("s:commit() inside raises and nothing is kept", function()
       local err = catch(x.sandbox, client, function(s)

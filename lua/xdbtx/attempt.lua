@@ -172,6 +172,41 @@ local function start_all(run)
 end
 
 --------------------------------------------------------------------------
+-- Cancellation (Lua 5.4)
+--------------------------------------------------------------------------
+
+-- Under Lua 5.4 the body runs with the run as a to-be-closed value, so that
+-- coroutine.close on a coroutine suspended inside a body (a cancelled task)
+-- ends the run: its open transactions are aborted and run:cleanup() leaves
+-- its context and closes its sessions, instead of the transaction holding
+-- its locks and its pooled connection until the server's lifetime limit. A
+-- body that returns or raises goes on through the loop as before. (LuaJIT
+-- has no coroutine.close: a dropped coroutine's sessions abort when it is
+-- collected.) Every run kind's metatable has __close = A.on_close.
+function A.on_close(run, err)
+  if err ~= nil or run.body_returned then return end
+  run.cancelled = true
+  pcall(abort_all, run)
+  if run.cleanup then pcall(run.cleanup, run) end
+end
+local PlainRun = { __close = A.on_close } -- for runs made without a metatable
+
+local function body_returned(run, ...)
+  run.body_returned = true
+  return ...
+end
+
+local guarded_body -- nil: run.body as it is
+if _VERSION == "Lua 5.4" then
+  guarded_body = assert(load([[
+    local body_returned = ...
+    return function(run)
+      local guard <close> = run
+      return body_returned(run, run.body(run))
+    end]], "=xdbtx.attempt (guarded body)"))(body_returned)
+end
+
+--------------------------------------------------------------------------
 -- The loop
 --------------------------------------------------------------------------
 
@@ -236,12 +271,17 @@ function attempt(run)
     return run:finish("error", err)
   end
   if start_listeners[1] and not run.quiet then emit("start", A.event(run, {})) end
+  if guarded_body then
+    run.body_returned = nil
+    return after_body(run, pcall(guarded_body, run))
+  end
   return after_body(run, pcall(run.body, run))
 end
 
 function A.loop(run)
   run.started = run.started or now()
   run.attempt = 0
+  if guarded_body and getmetatable(run) == nil then setmetatable(run, PlainRun) end
   return attempt(run)
 end
 

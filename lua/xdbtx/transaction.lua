@@ -134,9 +134,9 @@ end
 -- The parts every one-cluster run shares: its own session (client:transaction)
 -- or the caller's (session:with_transaction).
 local OwnRun = { kind = "transaction", owned = true, finish = finish_txn, commit = A.commit_one,
-                 body = call_fn }
+                 body = call_fn, cleanup = leave, __close = A.on_close }
 OwnRun.__index = OwnRun
-local UserRun = setmetatable({ owned = false }, OwnRun)
+local UserRun = setmetatable({ owned = false, __close = A.on_close }, OwnRun)
 UserRun.__index = UserRun
 
 -- A one-cluster run, which is also the context it enters for coroutine key
@@ -302,7 +302,7 @@ function T.sandbox(client, fn, opts)
   local run = {
     kind = "sandbox", sessions = by_id, list = list, owned = true, topts = topts,
     timeout = math.huge, retry = false, ev_client = clients[1]._id, ev_sandbox = true,
-    commit = sandbox_commit, finish = finish_sandbox, body = call_fn, fn = fn,
+    commit = sandbox_commit, finish = finish_sandbox, body = call_fn, cleanup = leave, fn = fn,
     arg = multi and sessions or sessions[1],
   }
   run.co = C.enter(run)

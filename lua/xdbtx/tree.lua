@@ -494,7 +494,7 @@ local function run_transaction(run, body, finish)
   end
   ctx.list = sessions
   run.ctx, run.list = ctx, sessions
-  run.body, run.commit, run.finish = body, tree_commit, finish
+  run.body, run.commit, run.finish, run.cleanup = body, tree_commit, finish, close_run
   if run.journal then
     local ok2, recorded = pcall(run.journal.begin, run.journal, run)
     if not ok2 or recorded then
