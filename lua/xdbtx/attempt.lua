@@ -183,18 +183,26 @@ end
 -- body that returns or raises goes on through the loop as before. (LuaJIT
 -- has no coroutine.close: a dropped coroutine's sessions abort when it is
 -- collected.) Every run kind's metatable has __close = A.on_close.
+-- `returned` is the run whose body has just returned: set right before its
+-- guard closes, with no Lua code in between, so no field is added to the
+-- run (its table keeps its size: no garbage).
+local returned
+
+local function body_returned(run, ...)
+  returned = run
+  return ...
+end
+
 function A.on_close(run, err)
-  if err ~= nil or run.body_returned then return end
-  run.cancelled = true
+  if returned == run then
+    returned = nil
+    return
+  end
+  if err ~= nil then return end -- raised: the loop goes on with the error
   pcall(abort_all, run)
   if run.cleanup then pcall(run.cleanup, run) end
 end
 local PlainRun = { __close = A.on_close } -- for runs made without a metatable
-
-local function body_returned(run, ...)
-  run.body_returned = true
-  return ...
-end
 
 local guarded_body -- nil: run.body as it is
 if _VERSION == "Lua 5.4" then
@@ -271,10 +279,7 @@ function attempt(run)
     return run:finish("error", err)
   end
   if start_listeners[1] and not run.quiet then emit("start", A.event(run, {})) end
-  if guarded_body then
-    run.body_returned = nil
-    return after_body(run, pcall(guarded_body, run))
-  end
+  if guarded_body then return after_body(run, pcall(guarded_body, run)) end
   return after_body(run, pcall(run.body, run))
 end
 
