@@ -178,15 +178,76 @@ describe("journal and recovery", function()
     local doc = journal:find_one { _id = "twice" }
     journal:update_one({ _id = "twice" }, { ["$set"] = { lease = {
       by = "other", ["until"] = x.date(os.time() * 1000 + 60000) } } })
-    assert.are.equal(0, #x.recover(journal, trees, { older_than = 0 }))
+    local none, skipped = x.recover(journal, trees, { older_than = 0 })
+    assert.are.equal(0, #none)
+    -- and says so: the run is still unsettled
+    assert.are.same({ "twice" }, { table.unpack(skipped) })
     journal:update_one({ _id = "twice" }, { ["$unset"] = { lease = "" } })
-    assert.are.equal(1, #x.recover(journal, trees, { older_than = 0 }))
+    local one
+    one, skipped = x.recover(journal, trees, { older_than = 0 })
+    assert.are.equal(1, #one)
+    assert.are.equal(0, #skipped)
     -- and the compensation marker keeps a rerun from undoing again: it sees
     -- the compensation done
     journal:update_one({ _id = "twice" }, { ["$set"] = { stage = doc.stage } })
     local again = x.recover(journal, trees, { older_than = 0 })
     assert.are.equal(1, #again)
     assert.are.equal("compensated", again[1].status, tostring(again[1]))
+    assert.are.same({ 100, 0 }, { balances() })
+  end)
+
+  it("a run that cannot be settled does not stop the others: its lease is released, it is reported", function()
+    hold_commit(b, { errorCode = 8 })
+    crash("during_compensation", "bad")
+    -- a run whose participant's cluster cannot be reached (killSessions fails)
+    journal:insert_one { _id = "unreachable", name = "transfer", stage = "committing",
+      created = x.date(0), timeout = 1,
+      participants = arr { { client = "gone", paths = arr { "1" }, lsid = { id = x.uuid() },
+        uri = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300" } } }
+    -- and, after both, one that settles (no decision recorded: aborted)
+    journal:insert_one { _id = "good", name = "transfer", stage = "actions", created = x.date(0),
+      timeout = 1, participants = arr {} }
+    local broken = {
+      transfer = function(name, record)
+        if record._id == "bad" then error("cannot build tree for " .. record._id, 0) end
+        return trees.transfer(name, record)
+      end,
+    }
+    local err = catch(x.recover, journal, broken, { older_than = 0 })
+    assert.is_true(x.is_error(err), tostring(err))
+    assert.are.equal("journal", err.phase)
+    assert.are.equal("journal", err.domain)
+    assert.matches("2 run(s) could not be settled", err.message, 1, true)
+    assert.matches('"bad" ("transfer"): cannot build tree for bad', err.message, 1, true)
+    local failed = {}
+    for _, f in ipairs(err.failed) do failed[f.id] = f end
+    assert.are.equal(2, #err.failed)
+    assert.are.equal("cannot build tree for bad", failed.bad.error)
+    assert.are.equal("transfer", failed.bad.name)
+    assert.is_true(failed.bad.lease_released)
+    assert.is_true(x.is_error(failed.unreachable.error))
+    assert.is_true(failed.unreachable.lease_released)
+    assert.are.equal(err.failed[1].error, err.cause)
+    -- the run after them was settled all the same
+    assert.are.equal(1, #err.settled)
+    assert.are.equal("good", err.settled[1].id)
+    assert.are.equal("aborted", err.settled[1].status)
+    assert.are.equal(0, #err.skipped)
+    assert.are.equal("done", journal:find_one({ _id = "good" }).stage)
+    -- the failed ones are still pending, with no lease left
+    for _, id in ipairs { "bad", "unreachable" } do
+      local doc = journal:find_one { _id = id }
+      assert.are.equal("committing", doc.stage)
+      assert.is_nil(doc.lease)
+    end
+    assert.are.same({ 90, 0 }, { balances() })
+    -- so the next recovery retries at once (not after the lease's 60 s)
+    journal:delete_one { _id = "unreachable" }
+    local done, skipped = x.recover(journal, trees, { older_than = 0 })
+    assert.are.equal(1, #done)
+    assert.are.equal("bad", done[1].id)
+    assert.are.equal("compensated", done[1].status, tostring(done[1]))
+    assert.are.equal(0, #skipped)
     assert.are.same({ 100, 0 }, { balances() })
   end)
 

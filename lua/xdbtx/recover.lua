@@ -1,7 +1,7 @@
 --[[
 xdbtx.recover - finish the journalled runs that a dead coordinator left.
 
-xdbtx.recover(journal, trees, opts) -> { outcome, ... }: every run of the
+xdbtx.recover(journal, trees, opts) -> { outcome, ... }, skipped: every run of the
 journal that has not reached stage "done" and is older than
 opts.older_than seconds (default: its own timeout) is settled:
   1. it is leased (a journal field with an expiry), so two recoveries at
@@ -17,6 +17,13 @@ opts.older_than seconds (default: its own timeout) is settled:
      record is the journal document, with the store) by node path,
      given the journalled store, each at most once (its marker);
   4. the outcome is written to the journal (stage "done").
+The second result lists the ids of the runs skipped because another
+recovery holds their lease. A run that fails to settle (its tree builder
+raises, a cluster is unreachable, ...) does not stop the others: its lease
+is released (a later recovery retries it at once) and, once every run was
+looked at, recover raises one Error (phase and domain "journal") whose
+`failed` is { { id, name, error, lease_released }, ... }, `settled` the
+outcomes it did settle, `skipped` the leased ids, `cause` the first error.
 Saga runs compensate their completed nodes the same way; a compensation
 that had begun and not ended is not run again (at most once) and is
 reported as compensation_failed. Times compare the journal's `created`
@@ -163,10 +170,26 @@ local function saga_states(doc, nodes)
   return true
 end
 
--- Settle one journal document; returns its outcome (or nil when another
--- recovery holds it).
-local function settle(journal, doc, trees, cache, opts, token)
-  if not lease(journal, doc, token) then return nil end
+-- Give the run's lease back (after a failure: a later recovery retries it
+-- at once, not after LEASE_SECONDS); true when that worked.
+local function release(journal, doc, token)
+  return (pcall(journal.update_one, journal, { _id = doc._id, ["lease.by"] = token },
+    { ["$unset"] = { lease = "" } }, MAJORITY))
+end
+
+-- Why this recovery could not lease the run: "done" when it was settled
+-- meanwhile (another recovery, or its coordinator finished it), else
+-- "leased" (another recovery holds it, or its stage moved on: a live
+-- coordinator).
+local function not_leased(journal, doc)
+  local now = journal:find_one({ _id = doc._id }, { session = false })
+  if now == nil or now.stage == "done" then return "done" end
+  return "leased"
+end
+
+-- Settle one leased journal document; returns its outcome. Raises what a
+-- step raised (the caller releases the lease).
+local function settle(journal, doc, trees, cache, opts)
   local tree = tree_of(trees, doc.name, doc)
   local tree_nodes
   if tree then tree_nodes = Tr.flatten(tree, "xdbtx.recover: trees[" .. U.show(doc.name) .. "]") end
@@ -208,7 +231,8 @@ end
 
 local RECOVER_KEYS = { older_than = true, timeout = true, limit = true }
 
--- xdbtx.recover(journal, trees, opts) -> { outcome, ... } (see the header).
+-- xdbtx.recover(journal, trees, opts) -> { outcome, ... }, { skipped id, ... }
+-- (see the header).
 -- opts: older_than (seconds; default each run's timeout), timeout (of each
 -- compensation's retries; default the run's), limit (runs at most).
 function R.recover(journal, trees, opts)
@@ -232,16 +256,47 @@ function R.recover(journal, trees, opts)
   local t = now_ms()
   local token = core.object_id():hex()
   local cache, out = {}, setmetatable({}, core.array_mt)
+  local skipped, failed = setmetatable({}, core.array_mt), setmetatable({}, core.array_mt)
   for _, doc in ipairs(pending) do
     local age = (t - ms_of(doc.created)) / 1000
     local older = opts.older_than or doc.timeout or 120
     if age >= older then
-      local outcome = settle(journal, doc, trees, cache, opts, token)
-      if outcome then out[#out + 1] = outcome end
-      if opts.limit and #out >= opts.limit then break end
+      -- one run that cannot be settled (its tree builder raises, a cluster is
+      -- down, ...) does not stop the others: its lease is given back and the
+      -- failure is raised once every run was looked at
+      local leased = false
+      local ok, res = pcall(function()
+        if not lease(journal, doc, token) then return not_leased(journal, doc) end
+        leased = true
+        return settle(journal, doc, trees, cache, opts)
+      end)
+      if not ok then
+        local released
+        if leased then released = release(journal, doc, token) end
+        failed[#failed + 1] = { id = doc._id, name = doc.name, error = res, lease_released = released }
+      elseif res == "leased" then
+        skipped[#skipped + 1] = doc._id
+      elseif res ~= "done" then
+        out[#out + 1] = res
+        if opts.limit and #out >= opts.limit then break end
+      end
     end
   end
-  return out
+  if #failed > 0 then
+    local parts = {}
+    for _, f in ipairs(failed) do
+      local e = f.error
+      local msg = type(e) == "table" and e.message or tostring(e)
+      parts[#parts + 1] = U.show(f.id) .. " (" .. U.show(f.name) .. "): " .. tostring(msg) ..
+        (f.lease_released == false and (" [its lease could not be released: it is retried after "
+          .. LEASE_SECONDS .. " s]") or "")
+    end
+    U.raise("journal", "journal", ("%s: %d run(s) could not be settled (a later recovery retries" ..
+      " them); %d settled, %d skipped (leased by another recovery): %s")
+      :format(where, #failed, #out, #skipped, table.concat(parts, "; ")),
+      { failed = failed, settled = out, skipped = skipped, cause = failed[1].error })
+  end
+  return out, skipped
 end
 
 return R
