@@ -420,6 +420,104 @@ describe("codec: ordered documents and __tobson #luajit", function()
     end
   end)
 
+  it("ordered{} refuses a key given twice, naming it and both entries", function()
+    local err = U.refused(x.ordered, { { "_id", 8 }, { "_id", 9 }, { "v", 1 } })
+    assert.equal("encode", err.phase)
+    assert.equal("xdbtx.ordered: key '_id' appears twice (entries 1 and 2)", err.message)
+    -- past 16 pairs the check goes through a table of the keys seen
+    for _, n in ipairs { 16, 17, 40 } do
+      local list = {}
+      for i = 1, n do list[i] = { "k" .. i, i } end
+      assert.equal("k" .. n, rawget(x.ordered(list), 2 * n - 1))
+      list[n] = { "k3", 0 }
+      err = U.refused(x.ordered, list)
+      assert.equal("xdbtx.ordered: key 'k3' appears twice (entries 3 and " .. n .. ")", err.message)
+    end
+  end)
+
+  -- o.key = v: the value of an existing field changes in place, a new field
+  -- goes last, nil removes the field; what Lua reads is what is encoded.
+  local writes = {
+    { "replace in place", function(o) o.qty = 5 end, '{ "_id" : 1, "name" : "widget", "qty" : 5 }' },
+    { "append", function(o) o.note = "restock" end,
+      '{ "_id" : 1, "name" : "widget", "qty" : 1, "note" : "restock" }' },
+    { "remove the middle", function(o) o.name = nil end, '{ "_id" : 1, "qty" : 1 }' },
+    { "remove the last", function(o) o.qty = nil end, '{ "_id" : 1, "name" : "widget" }' },
+    { "remove all, then add", function(o) o._id, o.name, o.qty = nil, nil, nil; o.z = true end,
+      '{ "z" : true }' },
+    { "remove a missing key", function(o) o.nope = nil end, '{ "_id" : 1, "name" : "widget", "qty" : 1 }' },
+    { "a table value", function(o) o.name = { a = 1 } end, '{ "_id" : 1, "name" : { "a" : 1 }, "qty" : 1 }' },
+  }
+  for _, w in ipairs(writes) do
+    local name, write, json = w[1], w[2], w[3]
+    it("ordered: o.key = v, " .. name, function()
+      for _, o in ipairs {
+        x.ordered { { "_id", 1 }, { "name", "widget" }, { "qty", 1 } },
+        x.from_json('{"_id": 1, "name": "widget", "qty": 1}', { ordered = true }),
+        x.decode(x.encode(x.ordered { { "_id", 1 }, { "name", "widget" }, { "qty", 1 } }), { exact = true }),
+      } do
+        write(o)
+        assert.equal(json, x.to_json(o))
+        local back = x.from_json(json, { ordered = true })
+        -- LuaJIT ignores __len on tables: there # counts the flat slots
+        local n = U.jit and #back / 2 or #back
+        assert.equal(#back, #o)
+        local slots = 0 -- the flat layout {k1, v1, ...}, nothing else
+        for _ in next, o do slots = slots + 1 end
+        assert.equal(2 * n, slots)
+        for i = 1, n do
+          local k = rawget(back, 2 * i - 1)
+          assert.equal(x.to_json(back[k]), x.to_json(o[k])) -- o.key reads what is encoded
+        end
+        assert.equal(x.encode(back), x.encode(o))
+      end
+    end)
+  end
+
+  it("ordered: a decoded key given twice keeps one field on assignment, none on nil", function()
+    local b = x.encode(x.ordered { { "a", 1 }, { "b", 2 }, { "c", 3 } })
+    local at = b:find("c\0", 1, true)
+    local twice = b:sub(1, at - 1) .. "a" .. b:sub(at + 1)
+    local o = x.decode(twice, { ordered = true })
+    assert.equal('{ "a" : 1, "b" : 2, "a" : 3 }', x.to_json(o))
+    o.a = 9
+    assert.equal('{ "a" : 9, "b" : 2 }', x.to_json(o))
+    o = x.decode(twice, { ordered = true })
+    o.a = nil
+    assert.equal('{ "b" : 2 }', x.to_json(o))
+    assert.is_nil(o.a)
+  end)
+
+  it("ordered: a field name other than a string raises", function()
+    local o = x.ordered { { "a", 1 } }
+    for _, k in ipairs { 7, 2.5, true } do
+      local err = U.refused(function() o[k] = 1 end)
+      assert.equal("encode", err.phase)
+      assert.matches("^xdbtx.ordered: a field name must be a string, got ", err.message)
+    end
+    assert.equal('{ "a" : 1 }', x.to_json(o))
+  end)
+
+  -- #lua54: LuaJIT 2.1 honours __pairs only when built with
+  -- LUAJIT_ENABLE_LUA52COMPAT (OpenResty's luajit2 here is not): there
+  -- pairs(o) shows the flat layout {k1, v1, k2, v2, ...}
+  it("ordered: pairs(o) gives key, value in order, also while removing #lua54", function()
+    local o = x.ordered { { "z", 1 }, { "a", 2 }, { "m", 3 } }
+    local seen = {}
+    for k, v in pairs(o) do seen[#seen + 1] = k .. "=" .. tostring(v) end
+    assert.same({ "z=1", "a=2", "m=3" }, seen)
+    seen = {}
+    for k, v in pairs(o) do
+      seen[#seen + 1] = k
+      if k == "z" or k == "a" then o[k] = nil end
+    end
+    assert.same({ "z", "a", "m" }, seen)
+    assert.equal('{ "m" : 3 }', x.to_json(o))
+    for k in pairs(o) do o[k] = nil end
+    assert.equal("{ }", x.to_json(o))
+    assert.equal(0, #o)
+  end)
+
   it("decode {ordered = true} keeps order; {exact = true} re-encodes byte for byte", function()
     local b = x.encode(x.ordered({ { "z", 1 }, { "a", x.int64(2) }, { "f", 3.5 } }))
     local o = x.decode(b, { ordered = true })

@@ -142,4 +142,25 @@ describe("order-sensitive tables", function()
       assert.are.equal(2, run({ count = "docs" }).n)
     end)
   end
+
+  -- An ordered document is also what decode and from_json give with
+  -- { ordered = true }: fields assigned to it are sent, in their place.
+  it("fields assigned to an ordered document are stored, in order", function()
+    local doc = x.from_json('{"_id": 3, "name": "widget", "qty": 1}', { ordered = true })
+    doc.qty = 5
+    doc.note = "restock"
+    assert.are.equal(3, coll:insert_one(doc).inserted_id)
+    assert.are.same({ _id = 3, name = "widget", qty = 5, note = "restock" }, coll:find_one({ _id = 3 }))
+    assert.are.same({ "_id", "name", "qty", "note" }, keys(last("insert").documents[1]))
+  end)
+
+  -- Two _id fields would make insert_one report one and the server keep the other.
+  it("xdbtx.ordered refuses a key given twice, before anything is sent", function()
+    local err = catch(function()
+      coll:insert_one(x.ordered { { "_id", 8 }, { "_id", 9 }, { "v", 1 } })
+    end)
+    assert.are.equal("encode", err.phase)
+    assert.are.equal("xdbtx.ordered: key '_id' appears twice (entries 1 and 2)", err.message)
+    assert.are.same({}, started)
+  end)
 end)

@@ -6,7 +6,8 @@
  * cannot hold exactly). This file owns their layout (codec_val_t), their
  * metatables and metamethods (tostring, ==, <, <=, #), the singletons and
  * the ordered-document metatable; codec_values.c has the constructors and
- * methods. The values are immutable.
+ * methods. The typed values are immutable; an ordered document is a flat
+ * table {k1, v1, k2, v2, ...} whose metamethods read and write its fields.
  */
 #define _DEFAULT_SOURCE 1
 #include <inttypes.h>
@@ -457,6 +458,103 @@ ordered_index (lua_State *L)
    return 1;
 }
 
+/* ordered.key = v -> v replaces the value of the first field named key, in
+ * place, and later fields of that name go (a decoded document may repeat a
+ * key), so what is encoded is what ordered.key reads; a new key is appended
+ * at the end. ordered.key = nil removes every field named key. Lua calls this
+ * for every string key, since the table itself holds only the flat pairs
+ * {k1, v1, k2, v2, ...}, which stay a list with no hole so that #ordered and
+ * the encoder (lua_rawlen) see every pair. Other keys raise. */
+static int
+ordered_newindex (lua_State *L)
+{
+   lua_Integer i, w = 1, n = (lua_Integer) lua_rawlen (L, 1);
+   bool keep = !lua_isnil (L, 3);
+   char buf[64];
+
+   if (lua_type (L, 2) != LUA_TSTRING) {
+      return codec_raise (L, "encode", "xdbtx.ordered: a field name must be a string, got %s",
+                          codec_describe (L, 2, buf, sizeof buf));
+   }
+   for (i = 1; i + 1 <= n; i += 2) {
+      lua_rawgeti (L, 1, i);
+      if (lua_rawequal (L, -1, 2)) {
+         lua_pop (L, 1);
+         if (keep) { /* the first one: set in place */
+            lua_pushvalue (L, 3);
+            lua_rawseti (L, 1, w + 1);
+            if (w != i) {
+               lua_pushvalue (L, 2);
+               lua_rawseti (L, 1, w);
+            }
+            keep = false;
+            w += 2;
+         }
+         continue;
+      }
+      if (w != i) { /* close the gap a removed pair left */
+         lua_rawseti (L, 1, w);
+         lua_rawgeti (L, 1, i + 1);
+         lua_rawseti (L, 1, w + 1);
+      } else {
+         lua_pop (L, 1);
+      }
+      w += 2;
+   }
+   if (keep) {
+      lua_pushvalue (L, 2);
+      lua_rawseti (L, 1, w);
+      lua_pushvalue (L, 3);
+      lua_rawseti (L, 1, w + 1);
+      return 0;
+   }
+   for (i = n; i >= w; i--) { /* from the end: the list never has a hole */
+      lua_pushnil (L);
+      lua_rawseti (L, 1, i);
+   }
+   return 0;
+}
+
+/* The iterator pairs(ordered) returns: (ordered, key) -> next key, value.
+ * Upvalue 1 is the pair it returned last; when that pair no longer holds
+ * key, a removal (ordered.key = nil in the loop) moved the next pair there. */
+static int
+ordered_next (lua_State *L)
+{
+   lua_Integer i = lua_tointeger (L, lua_upvalueindex (1));
+
+   if (i > 0) {
+      lua_rawgeti (L, 1, 2 * i - 1);
+      if (lua_rawequal (L, -1, 2)) {
+         i++;
+      }
+      lua_pop (L, 1);
+   } else {
+      i = 1;
+   }
+   lua_rawgeti (L, 1, 2 * i - 1);
+   if (lua_isnil (L, -1)) {
+      return 1;
+   }
+   lua_rawgeti (L, 1, 2 * i);
+   lua_pushinteger (L, i);
+   lua_replace (L, lua_upvalueindex (1));
+   return 2;
+}
+
+/* pairs(ordered) -> key, value in order (Lua 5.4; LuaJIT 2.1 calls __pairs
+ * only when built with LUAJIT_ENABLE_LUA52COMPAT, else pairs shows the flat
+ * layout) */
+static int
+ordered_pairs (lua_State *L)
+{
+   lua_pushinteger (L, 0);
+   lua_pushcclosure (L, ordered_next, 1);
+   lua_pushvalue (L, 1);
+   lua_pushnil (L);
+   return 3;
+}
+
 /* ---- registration ----------------------------------------------------- */
 
 /* The metatable for kind, created once per Lua state (a second require of
@@ -524,6 +622,10 @@ open_table_mt (lua_State *L, int module_idx, const void *key, const char *field)
          lua_setfield (L, -2, "__len");
          lua_pushcfunction (L, ordered_index);
          lua_setfield (L, -2, "__index");
+         lua_pushcfunction (L, ordered_newindex);
+         lua_setfield (L, -2, "__newindex");
+         lua_pushcfunction (L, ordered_pairs);
+         lua_setfield (L, -2, "__pairs");
       }
       lua_pushvalue (L, -1);
       xdbtx_rawsetp (L, LUA_REGISTRYINDEX, key);

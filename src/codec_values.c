@@ -508,14 +508,21 @@ keys_are_1_to_n (lua_State *L, int idx, lua_Integer n)
    return count == n;
 }
 
+/* Up to this many pairs, a duplicate key is found by comparing with every
+ * earlier key; past it, through a table of the keys seen. */
+#define ORDERED_SCAN_MAX 16
+
 /* xdbtx.ordered{ {"k1", v1}, {"k2", v2}, ... } -> document encoded in that
  * order. Kept as a flat table {k1, v1, k2, v2, ...} with its own metatable.
  * Every pair is kept or it raises: no key beside the pairs, no hole, no
- * third element. */
+ * third element, no key twice (the server would keep only one of them). */
 static int
 f_ordered (lua_State *L)
 {
-   lua_Integer i, n;
+   lua_Integer i, j, n;
+   int out, seen = 0, entry;
+   size_t kl, lens[ORDERED_SCAN_MAX + 1];
+   const char *k, *keys[ORDERED_SCAN_MAX + 1];
 
    if (!lua_istable (L, 1)) {
       return codec_arg_expected (L, 1, "xdbtx.ordered", "a table of {key, value} pairs");
@@ -526,25 +533,60 @@ f_ordered (lua_State *L)
                           " other keys, no holes)", (int) n);
    }
    lua_createtable (L, (int) (2 * n), 0);
+   out = lua_gettop (L);
+   if (n > ORDERED_SCAN_MAX) {
+      lua_createtable (L, 0, (int) n);
+      seen = lua_gettop (L);
+   }
+   entry = lua_gettop (L) + 1;
    for (i = 1; i <= n; i++) {
       lua_rawgeti (L, 1, i);
-      if (!lua_istable (L, -1)) {
+      if (!lua_istable (L, entry)) {
          return codec_raise (L, "encode", "xdbtx.ordered: entry %d is not a {key, value} pair", (int) i);
       }
-      if (!keys_are_1_to_n (L, lua_gettop (L), 2)) {
+      if (!keys_are_1_to_n (L, entry, 2)) {
          return codec_raise (L, "encode", "xdbtx.ordered: entry %d must be exactly {key, value}"
                              " (keys 1 and 2, nothing else)", (int) i);
       }
-      lua_rawgeti (L, -1, 1);
-      lua_rawgeti (L, -2, 2);
-      if (lua_type (L, -2) != LUA_TSTRING) {
+      lua_rawgeti (L, entry, 1);
+      lua_rawgeti (L, entry, 2);
+      if (lua_type (L, entry + 1) != LUA_TSTRING) {
          return codec_raise (L, "encode", "xdbtx.ordered: entry %d has no string key", (int) i);
       }
-      if (lua_isnil (L, -1)) {
+      if (lua_isnil (L, entry + 2)) {
          return codec_raise (L, "encode", "xdbtx.ordered: entry %d has a nil value (use xdbtx.null)", (int) i);
       }
-      lua_rawseti (L, -4, (int) (2 * i));
-      lua_rawseti (L, -3, (int) (2 * i - 1));
+      k = lua_tolstring (L, entry + 1, &kl);
+      j = 0;
+      if (seen) {
+         lua_pushvalue (L, entry + 1);
+         lua_rawget (L, seen);
+         j = lua_tointeger (L, -1);
+         lua_pop (L, 1);
+         if (!j) {
+            lua_pushvalue (L, entry + 1);
+            lua_pushinteger (L, i);
+            lua_rawset (L, seen);
+         }
+      } else {
+         /* the keys stay alive in out, and so do these pointers */
+         for (j = i - 1; j >= 1; j--) {
+            if (lens[j] == kl && (keys[j] == k || memcmp (keys[j], k, kl) == 0)) {
+               break;
+            }
+         }
+         keys[i] = k;
+         lens[i] = kl;
+      }
+      if (j) {
+         return codec_raise (L, "encode", "xdbtx.ordered: key '%.*s%s' appears twice (entries %d and %d)",
+                             kl > 100 ? 100 : (int) kl, k, kl > 100 ? "..." : "", (int) j, (int) i);
+      }
+      lua_rawseti (L, out, (int) (2 * i));
+      lua_rawseti (L, out, (int) (2 * i - 1));
+      lua_pop (L, 1);
+   }
+   if (seen) {
       lua_pop (L, 1);
    }
    xdbtx_rawgetp (L, LUA_REGISTRYINDEX, &codec_ordered_mt_key);
