@@ -360,6 +360,18 @@ describe("data safety", function()
     end
   end)
 
+  it("an empty database or collection name is refused before anything is sent", function()
+    for _, f in ipairs {
+      function() return client:collection(DB, "") end,
+      function() return client:collection("", "docs") end,
+      function() return client:database(DB):collection("") end,
+    } do
+      local err = catch(f)
+      assert.are.equal("argument", err.phase)
+      assert.matches("name must not be empty", err.message, 1, true)
+    end
+  end)
+
   describe("a sandbox never commits", function()
     it("s:commit() inside raises and nothing is kept", function()
       local err = catch(x.sandbox, client, function(s)

@@ -139,6 +139,9 @@ function Client:collection(db, name, opts)
   elseif type(name) ~= "string" then
     argerror("client:collection: collection name must be a string")
   end
+  if db == "" or name == "" then
+    argerror("client:collection: " .. (db == "" and "database" or "collection") .. " name must not be empty")
+  end
   local ns = db .. "." .. name
   local coll = self._colls[ns]
   if coll == nil then

@@ -53,6 +53,7 @@ end
 function Database:collection(name, opts)
   self_check(self, "database:collection")
   if type(name) ~= "string" then argerror("database:collection: collection name must be a string") end
+  if name == "" then argerror("database:collection: collection name must not be empty") end
   local client = self._client
   if opts == nil and not self._own then return client:collection(self._name, name) end
   local shared = client:collection(self._name, name)
