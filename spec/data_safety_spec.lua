@@ -372,6 +372,24 @@ describe("data safety", function()
     end
   end)
 
+  it("write_concern / read_concern on an operation inside a transaction: an argument error naming them", function()
+    for _, case in ipairs {
+      { "write_concern", function() coll:insert_one({ _id = 2 }, { write_concern = { w = 1 } }) end },
+      { "read_concern", function() coll:find_one({ _id = 1 }, { read_concern = "local" }) end },
+      { "write_concern", function()
+          coll:bulk_write({ { insert_one = { document = { _id = 3 } } } }, { write_concern = { w = 1 } })
+        end },
+    } do
+      local err = catch(client.transaction, client, case[2])
+      assert.are.equal("argument", err.phase)
+      assert.matches("option '" .. case[1] .. "' cannot be set on an operation inside a transaction",
+        err.message, 1, true)
+    end
+    assert.is_nil(coll:find_one { _id = 2 })
+    -- outside a transaction it applies as always
+    coll:insert_one({ _id = 2 }, { write_concern = { w = 1 } })
+  end)
+
   describe("a sandbox never commits", function()
     it("s:commit() inside raises and nothing is kept", function()
       local err = catch(x.sandbox, client, function(s)

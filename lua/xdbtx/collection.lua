@@ -171,6 +171,12 @@ local function prepare(self, opts, where)
   end
   local o, sarg = split(opts, where)
   local cs, ws = route(client, sarg, where)
+  if cs and o and (o.write_concern ~= nil or o.read_concern ~= nil) and cs:in_transaction() then
+    -- libmongoc would refuse it with a message naming neither
+    local k = o.write_concern ~= nil and "write_concern" or "read_concern"
+    argerror(where .. ": option '" .. k .. "' cannot be set on an operation inside a transaction" ..
+      " (the transaction's own applies: give it to client:transaction(fn, { " .. k .. " = ... }))")
+  end
   return client, self._core, cs, ws, o
 end
 
