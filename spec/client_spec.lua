@@ -20,6 +20,23 @@ describe("the xdbtx module", function()
       assert.are.equal(core[k], x[k], k)
     end
   end)
+
+  it("a client's id, tostring and errors never show a password (made without connecting)", function()
+    local x = require "xdbtx"
+    local one = x.client("mongodb://ada:s3cr%40t@127.0.0.1:9/?replicaSet=rs9", { app_name = "pw" })
+    local tls = x.client("mongodb://127.0.0.1:9/?tls=true&tlsCertificateKeyFilePassword=k3y", { app_name = "pw" })
+    assert.are.equal("mongodb://ada:***@127.0.0.1:9/?replicaSet=rs9#app_name=pw", one:id())
+    assert.are.equal("mongodb://127.0.0.1:9/?tls=true&tlsCertificateKeyFilePassword=***#app_name=pw", tls:id())
+    for _, c in ipairs { one, tls } do
+      assert.is_nil(tostring(c):find("s3cr", 1, true) or tostring(c):find("k3y", 1, true))
+    end
+    assert.matches("s3cr%40t", one:uri(), 1, true) -- the URI itself stays as given
+    -- the same user with another password is another client, never taken for this one
+    local other = x.client("mongodb://ada:other@127.0.0.1:9/?replicaSet=rs9", { app_name = "pw" })
+    assert.are.equal(one:id() .. "&credentials=2", other:id())
+    assert.are_not.equal(one, other)
+    assert.are.equal(one, x.client("mongodb://ada:s3cr%40t@127.0.0.1:9/?replicaSet=rs9", { app_name = "pw" }))
+  end)
 end)
 
 describe("clients and collections (fake core)", function()

@@ -16,12 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "xcore.h"
 
 struct xdbtx_pool_t {
-   char *key;                     /* registry key, also the client id */
+   char *key;                     /* registry key: the URI as given plus the options */
+   char *id;                      /* the client id: the key with its secrets as *** */
    char *uri_str;                 /* the URI as given */
    mongoc_uri_t *uri;             /* parsed, with the options applied */
    mongoc_client_pool_t *mpool;   /* NULL until first use; guarded by reg_lock */
@@ -317,6 +319,62 @@ defaults_key (const char *key, const char *sep, const xdbtx_defaults_t *d)
    return out;
 }
 
+/* The id shown for key (in client:id(), messages, events, outcomes): the
+ * key with the URI's password and any *Password= option value replaced by
+ * ***, so that credentials do not end up in logs. */
+static char *
+redact (const char *key)
+{
+   char *id = bson_strdup (key), *p, *at, *end, *colon, *tmp, *hosts = strstr (id, "://");
+
+   if (hosts) { /* scheme://user:password@hosts/... */
+      hosts += 3;
+      end = strpbrk (hosts, "/?#");
+      at = strchr (hosts, '@');
+      colon = strchr (hosts, ':');
+      if (at && (!end || at < end) && colon && colon < at) {
+         tmp = bson_strdup_printf ("%.*s:***%s", (int) (colon - id), id, at);
+         bson_free (id);
+         id = tmp;
+      }
+   }
+   for (p = id; *p; p++) { /* tlsCertificateKeyFilePassword=... (any case) */
+      if (strncasecmp (p, "password=", 9) != 0) {
+         continue;
+      }
+      p += 9;
+      end = p + strcspn (p, "&#");
+      tmp = bson_strdup_printf ("%.*s***%s", (int) (p - id), id, end);
+      p = tmp + (p - id) + 2; /* the loop's p++ steps past the *** */
+      bson_free (id);
+      id = tmp;
+   }
+   return id;
+}
+
+/* The id of a new pool for key (reg_lock held): redacted, and unique: two
+ * keys that differ only in a password get "credentials=2" and so on, so
+ * that their clients are never taken for the same one (routing, trees). */
+static char *
+make_id (const char *key)
+{
+   char *base = redact (key), *id = bson_strdup (base);
+   const xdbtx_pool_t *q;
+   int n = 1;
+
+   for (q = registry; q;) {
+      if (strcmp (q->id, id) != 0) {
+         q = q->next;
+         continue;
+      }
+      bson_free (id);
+      id = bson_strdup_printf ("%s%scredentials=%d", base, strchr (base, '#') ? "&" : "#", ++n);
+      q = registry; /* look again from the start */
+   }
+   bson_free (base);
+   return id;
+}
+
 static char *
 make_key (const char *uri, const xdbtx_pool_opts_t *o)
 {
@@ -439,6 +497,7 @@ xdbtx_pool_get (const char *uri_str,
    if (!p) {
       p = bson_malloc0 (sizeof *p);
       p->key = key;
+      p->id = make_id (key);
       p->uri_str = bson_strdup (uri_str);
       p->uri = uri;
       p->max_size = mongoc_uri_get_option_as_int32 (uri, MONGOC_URI_MAXPOOLSIZE, 100);
@@ -458,7 +517,7 @@ xdbtx_pool_get (const char *uri_str,
 const char *
 xdbtx_pool_id (const xdbtx_pool_t *pool)
 {
-   return pool->key;
+   return pool->id;
 }
 
 const char *
@@ -646,7 +705,7 @@ xdbtx_pool_pop (xdbtx_pool_t *pool, xdbtx_error_t *err)
       xdbtx_error_set (err, MONGOC_ERROR_CLIENT, 0, "connect",
                        "no free client in the pool of '%s' within %d ms (max_pool_size %d): "
                        "close sessions and cursors that are no longer used",
-                       pool->key,
+                       pool->id,
                        (int) mongoc_uri_get_option_as_int32 (
                           pool->uri, MONGOC_URI_WAITQUEUETIMEOUTMS, 0),
                        (int) mongoc_uri_get_option_as_int32 (
