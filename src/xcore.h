@@ -83,4 +83,9 @@ bool xdbtx_session_check_read (const xdbtx_session_t *s, xdbtx_error_t *err);
 /* The current process id, cached (client.c); fork-safe via pthread_atfork. */
 pid_t xdbtx_getpid (void);
 
+/* pool_key.c: the registry key of (uri, o), and key with its secrets (the
+ * URI's password, *Password= option values) as *** (new strings). */
+char *xdbtx_pool_key (const char *uri, const xdbtx_pool_opts_t *o);
+char *xdbtx_redact (const char *key);
+
 #endif /* XDBTX_XCORE_H */

@@ -14,6 +14,7 @@
 
 #include "../../src/error.c"
 #include "../../src/client.c"
+#include "../../src/pool_key.c"
 #include "../../src/session.c"
 #include "../../src/collection.c"
 #include "../../src/cursor.c"
