@@ -390,6 +390,27 @@ describe("data safety", function()
     coll:insert_one({ _id = 2 }, { write_concern = { w = 1 } })
   end)
 
+  it("option errors name the key or the value at fault", function()
+    for _, case in ipairs {
+      { function() coll:find_one({}, { read_concern = { lvl = "local" } }) end,
+        "find_one: option 'read_concern' takes only { level = ... }, got the key 'lvl'" },
+      { function() coll:find_one({}, { read_concern = { level = 5 } }) end,
+        "find_one: option 'read_concern' needs level = \"<a level>\" (\"local\", \"majority\", ...), got 5" },
+      { function() coll:create_index { a = true } end,
+        "create_index: keys: field 'a' must be 1, -1 or an index type such as \"text\", got true" },
+      { function() coll:create_index(x.ordered { { "a", 1 }, { "b", 0 } }) end,
+        "create_index: keys: field 'b' must be 1, -1 or an index type such as \"text\", got 0" },
+      { function() x.client(env.uri() .. (env.uri():find("?", 1, true) and "&" or "?") .. "appName=a",
+          { app_name = "b" }) end,
+        "xdbtx.client: option 'app_name' and the URI's appName= are both given; give one" },
+    } do
+      local err = catch(case[1])
+      assert.are.equal("argument", err.phase)
+      assert.are.equal(case[2], err.message)
+    end
+    assert.are.equal("a_text", coll:create_index { a = "text" })
+  end)
+
   describe("a sandbox never commits", function()
     it("s:commit() inside raises and nothing is kept", function()
       local err = catch(x.sandbox, client, function(s)

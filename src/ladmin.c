@@ -292,10 +292,13 @@ coll_estimated_document_count (lua_State *L)
 
 /* ---- Collection: indexes and drop --------------------------------------- */
 
-/* Encode the index keys at idx into keys (order kept; not empty). */
+/* Encode the index keys at idx into keys (order kept; not empty; each a
+ * direction, a non-zero number, or an index type such as "text"). */
 static void
 encode_keys (lua_State *L, int idx, bson_t *keys, const char *fname, const char *what)
 {
+   bson_iter_t it;
+
    if (lua_type (L, idx) != LUA_TTABLE && lua_type (L, idx) != LUA_TUSERDATA) {
       xdbtx_argerror (L, fname, "%s must be a table such as { email = 1 }, got %s", what,
                       luaL_typename (L, idx));
@@ -303,6 +306,18 @@ encode_keys (lua_State *L, int idx, bson_t *keys, const char *fname, const char 
    xdbtx_encode_ordered (L, idx, keys, fname, what);
    if (bson_empty (keys)) {
       xdbtx_argerror (L, fname, "%s must name at least one field", what);
+   }
+   bson_iter_init (&it, keys);
+   while (bson_iter_next (&it)) {
+      if (BSON_ITER_HOLDS_UTF8 (&it) ||
+          (BSON_ITER_HOLDS_NUMBER (&it) && bson_iter_as_double (&it) != 0)) {
+         continue;
+      }
+      xdbtx_argerror (L, fname, "%s: field '%s' must be 1, -1 or an index type such as \"text\","
+                      " got %s", what, bson_iter_key (&it),
+                      BSON_ITER_HOLDS_NUMBER (&it) ? "0"
+                      : BSON_ITER_HOLDS_BOOL (&it) ? (bson_iter_bool (&it) ? "true" : "false")
+                                                   : "a table");
    }
 }
 

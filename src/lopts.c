@@ -218,6 +218,35 @@ rp_mode (lua_State *L, int idx)
    return -1;
 }
 
+/* A read concern: a level string or { level = "..." }, nothing else in the
+ * table; the message names the key or the value at fault. */
+static void
+check_rc (lua_State *L, int vidx, const char *fname, const char *key)
+{
+   vidx = lua_absindex (L, vidx);
+   if (lua_type (L, vidx) == LUA_TTABLE && !lua_getmetatable (L, vidx)) {
+      lua_pushnil (L);
+      while (lua_next (L, vidx)) {
+         lua_pop (L, 1);
+         if (lua_type (L, -1) != LUA_TSTRING || strcmp (lua_tostring (L, -1), "level") != 0) {
+            xdbtx_lua_raisef (L, "argument", "%s: option '%s' takes only { level = ... }, got the"
+                              " key %s", fname, key, lua_type (L, -1) == LUA_TSTRING
+                                 ? lua_pushfstring (L, "'%s'", lua_tostring (L, -1))
+                                 : luaL_typename (L, -1));
+         }
+      }
+      lua_getfield (L, vidx, "level");
+      if (lua_type (L, -1) != LUA_TSTRING) {
+         opt_error (L, fname, key, -1, "needs level = \"<a level>\" (\"local\", \"majority\", ...)");
+      }
+      lua_pop (L, 1);
+      return;
+   }
+   if (!rc_level (L, vidx)) {
+      opt_error (L, fname, key, vidx, "must be a level string or { level = ... }");
+   }
+}
+
 static void walk (lua_State *L, int idx, unsigned method, const char *fname, void *target);
 
 static void
@@ -267,9 +296,7 @@ check_value (lua_State *L, int vidx, const optspec_t *o, const char *fname)
       check_wc (L, vidx, fname, o->lua);
       break;
    case K_RC:
-      if (!rc_level (L, vidx)) {
-         opt_error (L, fname, o->lua, vidx, "must be a level string or { level = ... }");
-      }
+      check_rc (L, vidx, fname, o->lua);
       break;
    case K_RP:
       if (rp_mode (L, vidx) < 0) {
