@@ -411,6 +411,13 @@ describe("data safety", function()
     assert.are.equal("a_text", coll:create_index { a = "text" })
   end)
 
+  it("count_documents with limit = 0 counts without a limit, as find does", function()
+    for i = 2, 4 do coll:insert_one { _id = i } end
+    assert.are.equal(4, coll:count_documents({}, { limit = 0 }))
+    assert.are.equal(4, #coll:find({}, { limit = 0 }):all())
+    assert.are.equal(2, coll:count_documents({}, { limit = 2 }))
+  end)
+
   describe("a sandbox never commits", function()
     it("s:commit() inside raises and nothing is kept", function()
       local err = catch(x.sandbox, client, function(s)

@@ -415,6 +415,7 @@ coll_count_documents (lua_State *L)
    lscratch_t *sc = xdbtx_scratch_new (L);
    bson_t *filter = xdbtx_scratch_doc (sc, 0), *opts = xdbtx_scratch_doc (sc, 1);
    xdbtx_error_t err;
+   bson_iter_t it;
    int64_t n = 0;
 
    if (lua_isnoneornil (L, 3)) {
@@ -423,6 +424,14 @@ coll_count_documents (lua_State *L)
    }
    xdbtx_encode_or_raise (L, 3, filter, "count_documents", "filter");
    xdbtx_parse_opts (L, 4, XDBTX_M_COUNT, "count_documents", opts, sc);
+   if (bson_iter_init_find (&it, opts, "limit") && bson_iter_as_int64 (&it) == 0) {
+      /* limit 0 is no limit, as for find (the server refuses a $limit of 0) */
+      bson_t *rest = xdbtx_scratch_doc (sc, 2);
+
+      bson_reinit (rest);
+      bson_copy_to_excluding_noinit (opts, rest, "limit", NULL);
+      opts = rest;
+   }
    xdbtx_error_init (&err);
    if (!xdbtx_coll_count (c->coll, s, filter, opts, sc->prefs, &n, &err)) {
       return xdbtx_raise_with (L, sc, NULL, &err);
