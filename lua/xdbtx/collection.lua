@@ -186,7 +186,7 @@ local fast_method, contexts = U.core.fast_method, C.contexts
 -- does for the usual call (no options, no hooks, no listeners, the ambient
 -- session or none) and calls fn for anything else (src/lfast.c).
 local function fast(method, arity, hook, fn)
-  if not fast_method then return fn end
+  if not fast_method or C.by_request then return fn end
   return fast_method(method, arity, fn, Collection, contexts, listeners, hook)
 end
 

@@ -13,6 +13,12 @@ operations routed so, each applied at once). An operation on a
 client the context does not hold is a routing error: it would escape the
 rollback. A coroutine started inside a transaction does not inherit it
 (Lua cannot tell who created a coroutine); xdbtx.bind(fn) carries it over.
+Under OpenResty a request's coroutine is reused for later requests, and a
+request that ended inside a transaction (ngx.exit, a client abort) never
+left its context: each context records the request it was entered in
+(its ngx.ctx), and a lookup from another request drops it, aborting its
+transactions and giving its sessions back, instead of running the new
+request inside them.
 ]]
 
 local U = require "xdbtx.util"
@@ -25,6 +31,57 @@ local raise, argerror, pack, unpack = U.raise, U.argerror, U.pack, U.unpack
 local Session, check_session, check_txn = S.Session, S.check, S.check_txn
 local co_running, MAIN = coroutine.running, U.MAIN
 local contexts = setmetatable({}, { __mode = "k" })
+
+-- OpenResty: contexts becomes a view over the weak table that checks the
+-- owner request, and every lookup goes through it (C.by_request: the core's
+-- fast Collection methods, which read the table raw, are not used).
+local ngx = rawget(_G, "ngx")
+if type(ngx) == "table" and type(ngx.get_phase) == "function" then
+  C.by_request = true
+  local store = contexts
+  local owners = setmetatable({}, { __mode = "k" }) -- ctx -> its request's ngx.ctx (or false)
+  local function request_ctx() return ngx.ctx end
+  local function request()
+    local ok, r = pcall(request_ctx)
+    return ok and r or false
+  end
+  -- A context whose request is gone: end what it holds (its sessions'
+  -- transactions abort as they close; a session of the user's is aborted).
+  local function drop(ctx)
+    local list = ctx.list or (ctx.session and { ctx.session }) or {}
+    if not ctx.list and ctx.sessions then
+      for _, s in pairs(ctx.sessions) do if s then list[#list + 1] = s end end
+    end
+    for _, s in ipairs(list) do
+      s._ctx = nil
+      if s._owned then
+        s._ended = true
+        pcall(s._core.close, s._core)
+      else
+        pcall(s._core.abort, s._core)
+      end
+    end
+  end
+  contexts = setmetatable({}, {
+    __index = function(_, co)
+      local ctx = store[co]
+      if ctx == nil then return nil end
+      if owners[ctx] ~= request() then
+        store[co] = nil
+        repeat -- the whole stack the dead request left
+          drop(ctx)
+          ctx = ctx.parent
+        until ctx == nil
+        return nil
+      end
+      return ctx
+    end,
+    __newindex = function(_, co, ctx)
+      if ctx ~= nil and owners[ctx] == nil then owners[ctx] = request() end
+      store[co] = ctx
+    end,
+  })
+end
 C.contexts = contexts -- read by the core's fast Collection methods (src/lfast.c)
 
 function C.current()
