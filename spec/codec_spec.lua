@@ -268,6 +268,14 @@ describe("codec: LuaJIT numbers #luajit", function()
     end
   end)
 
+  it("Int32, Int64 and Date compare with each other (also under LuaJIT)", function()
+    assert.is_true(x.int32(5) < x.int64(6))
+    assert.is_true(x.date(5) < x.int64(6))
+    assert.is_true(x.int64(5) <= x.int32(5))
+    assert.is_false(x.int64(7) < x.int32(7))
+    if not rawget(_G, "jit") then assert.is_true(x.int64(5) < 6) end
+  end)
+
   it("int64 extremes survive", function()
     for _, s in ipairs({ "9223372036854775807", "-9223372036854775808", "-9007199254740993" }) do
       local b = x.encode({ v = x.int64(s) })

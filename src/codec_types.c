@@ -557,6 +557,24 @@ ordered_pairs (lua_State *L)
 
 /* ---- registration ----------------------------------------------------- */
 
+/* Push the one function value of fn in this Lua state (kept in the
+ * registry under key): LuaJIT, like Lua 5.1, calls __lt, __le and __eq only
+ * when both operands have the very same metamethod, so Int32, Int64 and Date
+ * compare with each other there only if their metatables share it. */
+static void
+push_shared (lua_State *L, const void *key, lua_CFunction fn)
+{
+   xdbtx_rawgetp (L, LUA_REGISTRYINDEX, key);
+   if (lua_isnil (L, -1)) {
+      lua_pop (L, 1);
+      lua_pushcfunction (L, fn);
+      lua_pushvalue (L, -1);
+      xdbtx_rawsetp (L, LUA_REGISTRYINDEX, key);
+   }
+}
+
+static const char lt_key = 0, le_key = 0, eq_key = 0; /* registry: the shared metamethods */
+
 /* The metatable for kind, created once per Lua state (a second require of
  * the module reuses it, so values stay comparable). Leaves it on the stack. */
 static void
@@ -577,12 +595,12 @@ open_kind (lua_State *L, int kind)
    lua_setfield (L, -2, "__index");
    lua_pushcfunction (L, mm_tostring);
    lua_setfield (L, -2, "__tostring");
-   lua_pushcfunction (L, mm_eq);
+   push_shared (L, &eq_key, mm_eq);
    lua_setfield (L, -2, "__eq");
    if (kind == CODEC_INT64 || kind == CODEC_INT32 || kind == CODEC_DATE) {
-      lua_pushcfunction (L, mm_lt);
+      push_shared (L, &lt_key, mm_lt);
       lua_setfield (L, -2, "__lt");
-      lua_pushcfunction (L, mm_le);
+      push_shared (L, &le_key, mm_le);
       lua_setfield (L, -2, "__le");
    }
    if (kind == CODEC_BINARY) {
