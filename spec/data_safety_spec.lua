@@ -400,9 +400,6 @@ describe("data safety", function()
         "create_index: keys: field 'a' must be 1, -1 or an index type such as \"text\", got true" },
       { function() coll:create_index(x.ordered { { "a", 1 }, { "b", 0 } }) end,
         "create_index: keys: field 'b' must be 1, -1 or an index type such as \"text\", got 0" },
-      { function() x.client(env.uri() .. (env.uri():find("?", 1, true) and "&" or "?") .. "appName=a",
-          { app_name = "b" }) end,
-        "xdbtx.client: option 'app_name' and the URI's appName= are both given; give one" },
     } do
       local err = catch(case[1])
       assert.are.equal("argument", err.phase)

@@ -38,10 +38,6 @@ local own_opts = { sleep = true, json_null = true }
 function Cl.client(uri, opts)
   if type(uri) ~= "string" then argerror("xdbtx.client: uri must be a string, got " .. type(uri)) end
   check_opts(opts, "xdbtx.client")
-  if opts and opts.app_name ~= nil and uri:lower():find("[?&]appname=") then
-    -- libmongoc would keep one of the two, silently
-    argerror("xdbtx.client: option 'app_name' and the URI's appName= are both given; give one")
-  end
   local sleep, json_null
   if opts and (opts.sleep ~= nil or opts.json_null ~= nil) then
     sleep, json_null = opts.sleep, opts.json_null
