@@ -47,11 +47,7 @@ describe("API", function()
     return out
   end
 
-  local function ids(list)
-    local out = {}
-    for i, d in ipairs(list) do out[i] = d._id end
-    return out
-  end
+  local ids = env.ids
 
   describe("databases", function()
     it("client:database(name) has a name, its client, and makes the cached collections", function()

@@ -23,11 +23,7 @@ describe("argument shapes", function()
   end)
 
   -- The commands client sent while f ran.
-  local function sent(f)
-    env.command_log(client, true)
-    local ok, err = pcall(f)
-    return env.command_names(env.command_log(client, true), DB), ok, err
-  end
+  local function sent(f) return env.sent(client, DB, f) end
 
   -- f raises an argument error whose message is exactly `message`, with
   -- nothing sent.
@@ -41,11 +37,7 @@ describe("argument shapes", function()
     assert.are.same({}, names)
   end
 
-  local function ids(list)
-    local out = {}
-    for i, d in ipairs(list) do out[i] = d._id end
-    return out
-  end
+  local ids = env.ids
 
   describe("a list of pairs is taken whole or refused", function()
     local cases = {

@@ -21,12 +21,7 @@ describe("data safety", function()
   end)
 
   -- The commands client sent to the server while f ran (command monitoring).
-  local function sent(f)
-    env.command_log(client, true)
-    local ok, err = pcall(f)
-    local names = env.command_names(env.command_log(client, true), DB)
-    return names, ok, err
-  end
+  local function sent(f) return env.sent(client, DB, f) end
 
   -- An argument error naming `fragment`, with nothing sent and the
   -- document untouched.

@@ -180,46 +180,6 @@ xdbtx_encode_replacement (lua_State *L, int idx, lscratch_t *sc, int slot, const
    return doc;
 }
 
-/* The number of elements of the list at idx (keys exactly 1..n), or raise
- * naming it `what`: a table with holes or other keys would lose documents
- * silently. */
-size_t
-xdbtx_check_list (lua_State *L, int idx, const char *fname, const char *what)
-{
-   size_t n, count = 0;
-   lua_Number k;
-
-   if (lua_type (L, idx) != LUA_TTABLE) {
-      xdbtx_argerror (L, fname, "%s must be a list of tables, got %s", what,
-                      luaL_typename (L, idx));
-   }
-   n = lua_rawlen (L, idx);
-   lua_pushnil (L);
-   while (lua_next (L, idx)) {
-      lua_pop (L, 1);
-      k = lua_type (L, -1) == LUA_TNUMBER ? lua_tonumber (L, -1) : 0;
-      if (lua_type (L, -1) != LUA_TNUMBER || k != (lua_Number) (size_t) k || k < 1 ||
-          (size_t) k > n) {
-         if (lua_type (L, -1) == LUA_TSTRING) {
-            xdbtx_argerror (L, fname, "%s must be a list (keys 1..n), got key '%s'",
-                            what, lua_tostring (L, -1));
-         }
-         if (lua_type (L, -1) == LUA_TNUMBER) {
-            xdbtx_argerror (L, fname, "%s must be a list without holes (keys 1..n), "
-                            "got key %s", what, lua_tostring (L, -1));
-         }
-         xdbtx_argerror (L, fname, "%s must be a list (keys 1..n), got a %s key",
-                         what, luaL_typename (L, -1));
-      }
-      count++;
-   }
-   if (count != n) {
-      xdbtx_argerror (L, fname, "%s must be a list without holes (keys 1..n), "
-                      "got %d keys for a length of %d", what, (int) count, (int) n);
-   }
-   return n;
-}
-
 /* The value at idx is a table without a metatable. */
 static bool
 is_plain_table (lua_State *L, int idx)
@@ -266,6 +226,40 @@ push_key_shown (lua_State *L)
       return lua_pushfstring (L, "%s", lua_tostring (L, -1));
    }
    return lua_pushfstring (L, "a %s key", luaL_typename (L, -1));
+}
+
+/* The number of elements of the list at idx (keys exactly 1..n), or raise
+ * naming it `what`: a table with holes or other keys would lose documents
+ * silently. */
+size_t
+xdbtx_check_list (lua_State *L, int idx, const char *fname, const char *what)
+{
+   size_t n;
+   int count;
+
+   if (lua_type (L, idx) != LUA_TTABLE) {
+      xdbtx_argerror (L, fname, "%s must be a list of tables, got %s", what,
+                      luaL_typename (L, idx));
+   }
+   n = lua_rawlen (L, idx);
+   count = list_keys (L, idx, n);
+   if (count < 0) {
+      if (lua_type (L, -1) == LUA_TSTRING) {
+         xdbtx_argerror (L, fname, "%s must be a list (keys 1..n), got key '%s'", what,
+                         lua_tostring (L, -1));
+      }
+      if (lua_type (L, -1) == LUA_TNUMBER) {
+         xdbtx_argerror (L, fname, "%s must be a list without holes (keys 1..n), got key %s",
+                         what, lua_tostring (L, -1));
+      }
+      xdbtx_argerror (L, fname, "%s must be a list (keys 1..n), got a %s key", what,
+                      luaL_typename (L, -1));
+   }
+   if ((size_t) count != n) {
+      xdbtx_argerror (L, fname, "%s must be a list without holes (keys 1..n), "
+                      "got %d keys for a length of %d", what, count, (int) n);
+   }
+   return n;
 }
 
 /* Encode the list of pairs at idx (its length n) into out, every pair, or

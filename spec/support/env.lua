@@ -137,4 +137,19 @@ function env.command_names(log, db)
   return out
 end
 
+-- f() run with client's commands recorded: -> the names of those sent to
+-- db (env.command_names), pcall's ok and its error or first result.
+function env.sent(client, db, f)
+  env.command_log(client, true)
+  local ok, err = pcall(f)
+  return env.command_names(env.command_log(client, true), db), ok, err
+end
+
+-- The _id of each document of list, in order.
+function env.ids(list)
+  local out = {}
+  for i, d in ipairs(list) do out[i] = d._id end
+  return out
+end
+
 return env
