@@ -42,18 +42,13 @@ function A.is_rollback(err)
   return getmetatable(err) == Rollback
 end
 
--- Raise the private sentinel that ends a transaction quietly.
-function A.rollback_sentinel(reason)
-  error(setmetatable({ reason = reason }, Rollback), 0)
-end
-
--- Mark the context ctx rollback-only (xdbtx.rollback was called in it): a
--- body that then returns normally (something caught the sentinel) is rolled
--- back all the same. -> the mark's sentinel value.
-function A.mark_rollback(ctx, reason)
+-- Raise the private sentinel that ends ctx's transaction quietly, marking
+-- ctx rollback-only first: a body that returns normally all the same
+-- (something caught the sentinel) is rolled back too.
+function A.rollback(ctx, reason)
   local r = setmetatable({ reason = reason }, Rollback)
   ctx.rolled_back = r
-  return r
+  error(r, 0)
 end
 
 --------------------------------------------------------------------------

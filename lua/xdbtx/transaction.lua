@@ -227,8 +227,7 @@ function T.rollback(reason)
   if ctx == nil then
     raise("state", "state", "xdbtx.rollback: no transaction is running in this coroutine")
   end
-  A.mark_rollback(ctx, reason)
-  A.rollback_sentinel(reason)
+  A.rollback(ctx, reason)
 end
 
 -- xdbtx.session(client) -> the Session the running transaction holds for
