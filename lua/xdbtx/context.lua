@@ -45,21 +45,29 @@ if type(ngx) == "table" and type(ngx.get_phase) == "function" then
     local ok, r = pcall(request_ctx)
     return ok and r or false
   end
-  -- A context whose request is gone: end what it holds (its sessions'
-  -- transactions abort as they close; a session of the user's is aborted).
-  local function drop(ctx)
-    local list = ctx.list or (ctx.session and { ctx.session }) or {}
-    if not ctx.list and ctx.sessions then
-      for _, s in pairs(ctx.sessions) do if s then list[#list + 1] = s end end
+  -- fn(s) for every Session a context holds: its one session, its list, or
+  -- its map by client id (saga entries `false` left out).
+  local function each_session(ctx, fn)
+    local one, list = ctx.session, ctx.list
+    if one then return fn(one) end
+    if list then
+      for i = 1, #list do fn(list[i]) end
+      return
     end
-    for _, s in ipairs(list) do
-      s._ctx = nil
-      if s._owned then
-        s._ended = true
-        pcall(s._core.close, s._core)
-      else
-        pcall(s._core.abort, s._core)
-      end
+    for _, s in pairs(ctx.sessions) do
+      if s then fn(s) end
+    end
+  end
+
+  -- A session of a context whose request is gone: its transaction ends
+  -- (aborted as it closes; a session of the user's is aborted, not closed).
+  local function drop_session(s)
+    s._ctx = nil
+    if s._owned then
+      s._ended = true
+      pcall(s._core.close, s._core)
+    else
+      pcall(s._core.abort, s._core)
     end
   end
   contexts = setmetatable({}, {
@@ -69,7 +77,7 @@ if type(ngx) == "table" and type(ngx.get_phase) == "function" then
       if owners[ctx] ~= request() then
         store[co] = nil
         repeat -- the whole stack the dead request left
-          drop(ctx)
+          each_session(ctx, drop_session)
           ctx = ctx.parent
         until ctx == nil
         return nil
